@@ -1,2 +1,81 @@
-//! proxy
-fn main() {}
+//! `spark-connect-proxy`: parses flags, sets up logging, and runs [`sc_proxy`].
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use sc_proxy::{Proxy, ProxyConfig};
+use tracing_subscriber::EnvFilter;
+
+/// One Spark Connect endpoint in front of many Spark Connect servers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// YAML configuration file (the Go spark-connect-proxy's format is accepted).
+    #[arg(long, short = 'c', env = "SC_CONFIG_FILE")]
+    config_file: Option<PathBuf>,
+    /// Log level (trace, debug, info, warn, error); overrides `log_level` in the file.
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Log format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = match ProxyConfig::load(args.config_file.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("spark-connect-proxy: {e}");
+            std::process::exit(2);
+        }
+    };
+    let level = args
+        .log_level
+        .clone()
+        .unwrap_or_else(|| config.log_level.as_str().to_owned());
+    let filter = EnvFilter::try_new(format!("{level},h2=warn,hyper=warn,tower=warn"))
+        .with_context(|| format!("--log-level '{level}' is not a valid level (trace, debug, info, warn, error)"))?;
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if args.log_format == "json" {
+        subscriber.json().init();
+    } else {
+        subscriber.init();
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let proxy = Proxy::bind(config).await?;
+        proxy.serve(shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

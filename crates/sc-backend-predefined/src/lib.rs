@@ -1,1 +1,206 @@
-//! sc-backend-predefined
+//! The PREDEFINED backend provider: a static list of Spark Connect endpoints from configuration.
+//!
+//! ```yaml
+//! backend_provider:
+//!   name: manual spark
+//!   type: PREDEFINED
+//!   spec:
+//!     endpoints:
+//!       - url: localhost:15002
+//!       - url: https://spark-2.internal:15002
+//!         id: spark-2             # optional; default backend-<index>
+//!         ca_file: /etc/ca.pem    # optional, for https endpoints
+//!         server_name: spark-2    # optional, for https endpoints
+//! ```
+//!
+//! It cannot start or stop servers: policies that want a new backend are told so.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use http::Uri;
+use sc_backend_api::{Backend, BackendId, BackendProvider, BackendTls, ProviderError};
+use serde::Deserialize;
+
+/// The `spec` of a PREDEFINED provider.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PredefinedSpec {
+    /// The Spark Connect servers, in order.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointSpec>,
+}
+
+/// One endpoint of a PREDEFINED provider.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    /// `host:port`, `http://host:port` or `https://host:port` (`sc://host:port` is accepted too).
+    pub url: String,
+    /// The backend's id; `backend-<index>` when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// CA bundle for an `https` endpoint; system roots when absent.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Name to verify in an `https` endpoint's certificate; the host when absent.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+/// A provider that serves a fixed list of backends.
+#[derive(Debug, Clone)]
+pub struct PredefinedProvider {
+    name: String,
+    backends: Vec<Backend>,
+}
+
+impl PredefinedProvider {
+    /// Builds the provider, checking every endpoint. Errors name the offending entry
+    /// (`spec.endpoints[i].url`) and say what a valid value looks like.
+    pub fn new(name: impl Into<String>, spec: &PredefinedSpec) -> Result<Self, ProviderError> {
+        if spec.endpoints.is_empty() {
+            return Err(ProviderError::Config(
+                "spec.endpoints is empty: list at least one Spark Connect server, e.g. `- url: localhost:15002`".into(),
+            ));
+        }
+        let mut backends: Vec<Backend> = Vec::with_capacity(spec.endpoints.len());
+        for (i, ep) in spec.endpoints.iter().enumerate() {
+            let endpoint = parse_endpoint(&ep.url).map_err(|why| {
+                ProviderError::Config(format!(
+                    "spec.endpoints[{i}].url '{}' is not a valid endpoint: {why}; write host:port, e.g. localhost:15002",
+                    ep.url
+                ))
+            })?;
+            let id = BackendId::new(ep.id.clone().unwrap_or_else(|| format!("backend-{i}")));
+            if backends.iter().any(|b| b.id == id) {
+                return Err(ProviderError::Config(format!(
+                    "spec.endpoints[{i}].id '{id}' is used twice: backend ids must be unique"
+                )));
+            }
+            let mut backend = Backend::new(id, endpoint);
+            if backend.endpoint.scheme_str() == Some("https") {
+                backend = backend.with_tls(BackendTls {
+                    ca_file: ep.ca_file.clone(),
+                    server_name: ep.server_name.clone(),
+                });
+            } else if ep.ca_file.is_some() || ep.server_name.is_some() {
+                return Err(ProviderError::Config(format!(
+                    "spec.endpoints[{i}] sets ca_file or server_name but its url is not https://"
+                )));
+            }
+            backends.push(backend);
+        }
+        Ok(PredefinedProvider {
+            name: name.into(),
+            backends,
+        })
+    }
+
+    /// The backends, in configuration order.
+    pub fn backends(&self) -> &[Backend] {
+        &self.backends
+    }
+}
+
+/// Turns `host:port`, `sc://host:port`, `http://host:port` or `https://host:port` into a URI.
+pub fn parse_endpoint(url: &str) -> Result<Uri, String> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err("it is empty".into());
+    }
+    let with_scheme = if let Some(rest) = url.strip_prefix("sc://") {
+        format!("http://{}", rest.split(['/', ';']).next().unwrap_or(rest))
+    } else if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    };
+    let uri: Uri = with_scheme.parse().map_err(|e| format!("{e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(format!("scheme '{other}' is not supported (use http or https)")),
+        None => return Err("it has no scheme".into()),
+    }
+    let Some(authority) = uri.authority() else {
+        return Err("it has no host".into());
+    };
+    if authority.port_u16().is_none() {
+        return Err("it has no port".into());
+    }
+    if authority.host().is_empty() {
+        return Err("it has no host".into());
+    }
+    Ok(uri)
+}
+
+#[async_trait]
+impl BackendProvider for PredefinedProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn list(&self) -> Result<Vec<Backend>, ProviderError> {
+        Ok(self.backends.clone())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn spec(urls: &[&str]) -> PredefinedSpec {
+        PredefinedSpec {
+            endpoints: urls
+                .iter()
+                .map(|u| EndpointSpec {
+                    url: (*u).into(),
+                    id: None,
+                    ca_file: None,
+                    server_name: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn lists_backends_in_order_with_default_ids() {
+        let p = PredefinedProvider::new("manual", &spec(&["localhost:15002", "http://10.0.0.2:15003", "sc://h:1/;x=y"])).unwrap();
+        let list = p.list().await.unwrap();
+        let ids: Vec<_> = list.iter().map(|b| b.id.to_string()).collect();
+        assert_eq!(ids, ["backend-0", "backend-1", "backend-2"]);
+        assert_eq!(list[0].endpoint.to_string(), "http://localhost:15002/");
+        assert_eq!(list[2].endpoint.to_string(), "http://h:1/");
+        assert!(p.start(&Default::default()).await.is_err());
+        assert_eq!(p.get(&BackendId::new("backend-1")).await.unwrap().unwrap().endpoint.port_u16(), Some(15003));
+    }
+
+    #[test]
+    fn rejects_bad_endpoints_naming_the_entry() {
+        for bad in ["", "localhost", "ftp://x:1", "http://:99", "a b:1"] {
+            let err = PredefinedProvider::new("p", &spec(&["localhost:1", bad])).unwrap_err().to_string();
+            assert!(err.contains("spec.endpoints[1].url"), "{bad}: {err}");
+        }
+        assert!(PredefinedProvider::new("p", &spec(&[])).unwrap_err().to_string().contains("empty"));
+    }
+
+    #[test]
+    fn https_endpoints_get_tls_and_ids_are_unique() {
+        let mut s = spec(&["https://spark:443", "localhost:2"]);
+        s.endpoints[0].server_name = Some("spark.internal".into());
+        let p = PredefinedProvider::new("p", &s).unwrap();
+        assert_eq!(p.backends()[0].tls.as_ref().unwrap().server_name.as_deref(), Some("spark.internal"));
+        assert!(p.backends()[1].tls.is_none());
+        s.endpoints[1].id = Some("backend-0".into());
+        assert!(PredefinedProvider::new("p", &s).unwrap_err().to_string().contains("used twice"));
+    }
+
+    #[test]
+    fn spec_rejects_unknown_keys() {
+        let err = serde_json::from_str::<PredefinedSpec>(r#"{"endpoints":[{"uri":"x:1"}]}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `uri`"), "{err}");
+    }
+}

@@ -1,1 +1,327 @@
-//! sc-control
+//! The HTTP control plane of the Spark Connect proxy.
+//!
+//! | method and path | what it does |
+//! | --- | --- |
+//! | `POST /control/sessions` | creates a session; answers its id as plain text, or a JSON object when the client sends `Accept: application/json` |
+//! | `GET /control/sessions` | lists every session |
+//! | `GET /control/sessions/{id}` | one session |
+//! | `DELETE /control/sessions/{id}` | closes a session and releases it on its backend |
+//! | `GET /control/backends` | every backend with its load |
+//! | `GET /control/metrics` | Prometheus metrics |
+//! | `GET /healthz`, `GET /readyz` | liveness and readiness |
+//!
+//! Errors are JSON objects `{"error": "...", "code": "NOT_FOUND"}` with the matching HTTP status.
+
+#![forbid(unsafe_code)]
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::Router as HttpRouter;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use sc_router::{Router, RouterError, SessionInfo};
+use serde::{Deserialize, Serialize};
+use tonic::Code;
+
+/// Largest request body the control plane reads.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// What the control plane needs to answer.
+#[derive(Debug, Clone)]
+pub struct ControlState {
+    /// The router whose sessions and backends are managed.
+    pub router: Router,
+    /// The port clients connect to with gRPC, for the connection strings handed out.
+    pub grpc_port: u16,
+    /// The host to put in connection strings; the request's `Host` header's host when `None`.
+    pub public_host: Option<String>,
+    /// Whether the gRPC port uses TLS (adds `use_ssl=true` to connection strings).
+    pub grpc_tls: bool,
+}
+
+/// Builds the control plane's axum application.
+pub fn app(state: ControlState) -> HttpRouter {
+    HttpRouter::new()
+        .route("/control/sessions", get(list_sessions).post(create_session))
+        .route(
+            "/control/sessions/{id}",
+            get(get_session).delete(delete_session),
+        )
+        .route("/control/backends", get(list_backends))
+        .route("/control/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+// === errors ===
+
+/// An error answered as JSON with the right HTTP status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    code: &'a str,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
+    }
+}
+
+/// The one mapping from router errors to HTTP statuses.
+impl From<RouterError> for ApiError {
+    fn from(error: RouterError) -> Self {
+        let code = error.code();
+        let status = match code {
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::InvalidArgument => StatusCode::BAD_REQUEST,
+            Code::PermissionDenied => StatusCode::FORBIDDEN,
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = match error {
+            // The gRPC wording tells clients how to pass the header; here the id is in the path.
+            RouterError::SessionNotFound(id) => format!(
+                "session '{id}' does not exist (it was never created, was deleted, or expired); list sessions with GET /control/sessions or create one with POST /control/sessions"
+            ),
+            other => other.to_string(),
+        };
+        ApiError::new(status, sc_router::code_name(code as i32), message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: &self.message,
+            code: self.code,
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+// === sessions ===
+
+/// A session as the control plane shows it.
+#[derive(Debug, Serialize)]
+struct SessionView {
+    #[serde(flatten)]
+    info: SessionInfo,
+    created_at: String,
+    last_active_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection_string: Option<String>,
+}
+
+fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+impl ControlState {
+    fn view(&self, info: SessionInfo, headers: &HeaderMap) -> SessionView {
+        let connection_string = (info.kind == sc_router::SessionKind::Control).then(|| {
+            let host = self.public_host.clone().unwrap_or_else(|| request_host(headers));
+            let tls = if self.grpc_tls { ";use_ssl=true" } else { "" };
+            format!(
+                "sc://{host}:{}/;{}={}{tls}",
+                self.grpc_port,
+                sc_router::SESSION_HEADER,
+                info.id
+            )
+        });
+        SessionView {
+            created_at: rfc3339(info.created_at_ms),
+            last_active_at: rfc3339(info.last_active_ms),
+            info,
+            connection_string,
+        }
+    }
+}
+
+/// The host part of the request's `Host` header (IPv6 literals keep their brackets).
+fn request_host(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let without_port = match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    };
+    if without_port.is_empty() {
+        "localhost".into()
+    } else {
+        without_port.into()
+    }
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json"))
+}
+
+/// The optional JSON body of `POST /control/sessions`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSession {
+    /// The user the session is for.
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+async fn create_session(
+    State(state): State<ControlState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: CreateSession = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateSession::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "request body is not valid JSON for a new session: {e}; send no body, or {{\"user_id\": \"alice\"}}"
+            ))
+        })?
+    };
+    let info = state.router.create_session(request.user_id).await?;
+    if wants_json(&headers) {
+        Ok((StatusCode::OK, axum::Json(state.view(info, &headers))).into_response())
+    } else {
+        Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            info.id,
+        )
+            .into_response())
+    }
+}
+
+#[derive(Serialize)]
+struct SessionList {
+    sessions: Vec<SessionView>,
+}
+
+async fn list_sessions(State(state): State<ControlState>, headers: HeaderMap) -> Response {
+    let sessions = state
+        .router
+        .sessions()
+        .into_iter()
+        .map(|info| state.view(info, &headers))
+        .collect();
+    axum::Json(SessionList { sessions }).into_response()
+}
+
+async fn get_session(
+    State(state): State<ControlState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let info = state
+        .router
+        .session(&id)
+        .ok_or(RouterError::SessionNotFound(id))?;
+    Ok(axum::Json(state.view(info, &headers)).into_response())
+}
+
+async fn delete_session(
+    State(state): State<ControlState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let info = state.router.close_session(&id).await?;
+    Ok(axum::Json(state.view(info, &headers)).into_response())
+}
+
+// === backends, health, metrics ===
+
+#[derive(Serialize)]
+struct BackendList {
+    policy: String,
+    backends: Vec<sc_router::BackendInfo>,
+}
+
+async fn list_backends(State(state): State<ControlState>) -> Response {
+    axum::Json(BackendList {
+        policy: state.router.policy_name().to_owned(),
+        backends: state.router.backends(),
+    })
+    .into_response()
+}
+
+async fn metrics(State(state): State<ControlState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.router.metrics().encode(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<ControlState>) -> Response {
+    if state.router.backends().is_empty() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no backends yet: the backend provider has listed none\n",
+        )
+            .into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "no such endpoint; the control plane serves /control/sessions, /control/sessions/{id}, /control/backends, /control/metrics, /healthz and /readyz",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_parsing() {
+        let mut h = HeaderMap::new();
+        assert_eq!(request_host(&h), "localhost");
+        h.insert(header::HOST, "example.com:8081".parse().unwrap_or_else(|_| unreachable!()));
+        assert_eq!(request_host(&h), "example.com");
+        h.insert(header::HOST, "[::1]:8081".parse().unwrap_or_else(|_| unreachable!()));
+        assert_eq!(request_host(&h), "[::1]");
+        h.insert(header::HOST, "[::1]".parse().unwrap_or_else(|_| unreachable!()));
+        assert_eq!(request_host(&h), "[::1]");
+    }
+}

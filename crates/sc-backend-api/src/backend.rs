@@ -1,0 +1,79 @@
+//! The description of one backend: its id, where it listens and how to reach it securely.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use http::Uri;
+use serde::Serialize;
+
+/// The stable name of a backend, unique within the proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct BackendId(Arc<str>);
+
+impl BackendId {
+    /// Creates an id from any string.
+    pub fn new(id: impl AsRef<str>) -> Self {
+        BackendId(Arc::from(id.as_ref()))
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BackendId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for BackendId {
+    fn from(s: &str) -> Self {
+        BackendId::new(s)
+    }
+}
+
+/// How the proxy reaches a backend over TLS.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BackendTls {
+    /// PEM bundle of the certificate authorities to trust; the system roots when `None`.
+    pub ca_file: Option<PathBuf>,
+    /// The name to verify in the backend's certificate; the endpoint's host when `None`.
+    pub server_name: Option<String>,
+}
+
+/// One Spark Connect server the proxy can forward sessions to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backend {
+    /// Unique, stable id (used in routing tables, metrics and error messages).
+    pub id: BackendId,
+    /// Where the server's gRPC port listens, e.g. `http://10.0.0.5:15002`.
+    #[serde(serialize_with = "serialize_uri")]
+    pub endpoint: Uri,
+    /// TLS settings; plaintext HTTP/2 when `None`.
+    pub tls: Option<BackendTls>,
+}
+
+fn serialize_uri<S: serde::Serializer>(uri: &Uri, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(uri)
+}
+
+impl Backend {
+    /// A plaintext backend.
+    pub fn new(id: BackendId, endpoint: Uri) -> Self {
+        Backend {
+            id,
+            endpoint,
+            tls: None,
+        }
+    }
+
+    /// The same backend reached over TLS.
+    pub fn with_tls(mut self, tls: BackendTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}

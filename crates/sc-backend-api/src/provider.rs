@@ -1,0 +1,83 @@
+//! The [`BackendProvider`] trait.
+
+use async_trait::async_trait;
+
+use crate::{Backend, BackendId, ProviderError};
+
+/// What the router knows about the session a backend is wanted for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartRequest {
+    /// The user the session belongs to, when known.
+    pub user: Option<String>,
+    /// The session's id, when known.
+    pub session_id: Option<String>,
+}
+
+/// The health of a backend as a provider sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Health {
+    /// The provider has no opinion; the router treats the backend as usable.
+    #[default]
+    Unknown,
+    /// The backend answers.
+    Healthy,
+    /// The backend should not receive new sessions.
+    Unhealthy,
+}
+
+/// A source of backends: a static list, a launcher, a cluster manager.
+///
+/// The router calls [`list`](BackendProvider::list) when it starts and when its configuration
+/// is reloaded, asks the [`LoadPolicy`](crate::LoadPolicy) where a new session goes, and calls
+/// [`start`](BackendProvider::start) when the policy wants a new backend and
+/// [`stop`](BackendProvider::stop) when a backend started that way is no longer wanted.
+///
+/// Every method may be called concurrently from many tasks.
+#[async_trait]
+pub trait BackendProvider: Send + Sync + 'static {
+    /// A short name for logs, metrics and error messages (e.g. `"predefined"`).
+    fn name(&self) -> &str;
+
+    /// Every backend the provider has now. Called at start-up and on reload; must be cheap
+    /// enough to call a few times a minute.
+    async fn list(&self) -> Result<Vec<Backend>, ProviderError>;
+
+    /// One backend by id.
+    ///
+    /// By default this searches [`list`](BackendProvider::list).
+    async fn get(&self, id: &BackendId) -> Result<Option<Backend>, ProviderError> {
+        Ok(self.list().await?.into_iter().find(|b| &b.id == id))
+    }
+
+    /// Starts a new backend for the session described by `request` and returns it once it
+    /// accepts Spark Connect calls.
+    ///
+    /// By default a provider cannot start backends and returns [`ProviderError::Unsupported`];
+    /// policies that need new backends then report that no capacity is left.
+    async fn start(&self, request: &StartRequest) -> Result<Backend, ProviderError> {
+        let _ = request;
+        Err(ProviderError::Unsupported {
+            provider: self.name().to_owned(),
+            operation: "start backends",
+        })
+    }
+
+    /// Stops a backend this provider started. The router calls it only after the last session
+    /// on the backend is gone.
+    ///
+    /// By default this does nothing and succeeds: a provider that does not start backends has
+    /// nothing to stop.
+    async fn stop(&self, id: &BackendId) -> Result<(), ProviderError> {
+        let _ = id;
+        Ok(())
+    }
+
+    /// The provider's own view of a backend's health (e.g. a process that has exited).
+    ///
+    /// By default this returns [`Health::Unknown`], and the router relies on its own probes and
+    /// on connection failures.
+    async fn health(&self, backend: &Backend) -> Health {
+        let _ = backend;
+        Health::Unknown
+    }
+}

@@ -1,0 +1,491 @@
+//! The proxy's configuration: one serde tree, read from YAML and `SC_*` environment variables,
+//! validated once at start-up.
+//!
+//! The Go spark-connect-proxy's file format is accepted unchanged:
+//!
+//! ```yaml
+//! backend_provider:
+//!   name: manual spark
+//!   type: PREDEFINED
+//!   spec:
+//!     endpoints:
+//!       - url: localhost:15002
+//! log_level: debug
+//! load_policy:
+//!   type: ROUND_ROBIN        # `name` is accepted too
+//!   params:
+//!     max_size: "5"          # MAX_SESSIONS only; a string or a number
+//! server:
+//!   listen_addr: "localhost:8080"
+//! ```
+//!
+//! Beyond it: `control.listen_addr` (default `127.0.0.1:8081`), `control.public_host`,
+//! `server.shutdown_grace`, and the `router` section ([`sc_router::RouterSettings`]).
+//! Environment variables override the file: `SC_LOG_LEVEL=info`,
+//! `SC_SERVER__LISTEN_ADDR=0.0.0.0:8080` (`__` separates nested keys).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format as _, Yaml};
+use sc_backend_api::{BackendProvider, LoadPolicy};
+use sc_backend_predefined::{PredefinedProvider, PredefinedSpec};
+use sc_router::RouterSettings;
+use sc_router::policy::{LeastSessions, MaxSessions, OneToOne, POLICY_NAMES, RoundRobin};
+use serde::Deserialize;
+
+/// A configuration problem, naming the key and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read or does not fit the schema.
+    #[error("configuration error: {0}")]
+    Load(String),
+    /// A value is out of range or inconsistent.
+    #[error("configuration error: {0}")]
+    Invalid(String),
+}
+
+/// Every setting of the proxy.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Where backends come from.
+    #[serde(default)]
+    pub backend_provider: ProviderConfig,
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    #[serde(default)]
+    pub log_level: LogLevel,
+    /// How new sessions are spread over backends.
+    #[serde(default)]
+    pub load_policy: PolicyConfig,
+    /// The gRPC (Spark Connect) listener.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The HTTP control plane listener.
+    #[serde(default)]
+    pub control: ControlConfig,
+    /// Forwarding settings.
+    #[serde(default)]
+    pub router: RouterSettings,
+}
+
+/// The log level.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Per-call details.
+    Debug,
+    /// Lifecycle events (default).
+    #[default]
+    Info,
+    /// Problems only.
+    Warn,
+    /// Failures only.
+    Error,
+}
+
+impl LogLevel {
+    /// The level as a tracing filter directive.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// `backend_provider`: a provider type and its `spec`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Free text, shown in logs and the control plane.
+    #[serde(default = "default_provider_name")]
+    pub name: String,
+    /// The provider type: `PREDEFINED`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The type's own settings.
+    #[serde(default)]
+    pub spec: Option<figment::value::Value>,
+}
+
+fn default_provider_name() -> String {
+    "default".into()
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig {
+            name: "local spark".into(),
+            kind: "PREDEFINED".into(),
+            spec: None,
+        }
+    }
+}
+
+/// `load_policy`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The policy (`ROUND_ROBIN`, `ONE_TO_ONE`, `MAX_SESSIONS`, `LEAST_SESSIONS`).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// The same, as the Go proxy's code reads it.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Policy parameters.
+    #[serde(default)]
+    pub params: PolicyParams,
+}
+
+/// `load_policy.params`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyParams {
+    /// MAX_SESSIONS: sessions per backend (a number, or a string holding one).
+    #[serde(default)]
+    pub max_size: Option<NumberOrString>,
+}
+
+/// A number that may be written as a string, as the Go proxy's files do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum NumberOrString {
+    /// `5`
+    Number(u64),
+    /// `"5"`
+    String(String),
+}
+
+/// `server`: the gRPC listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `host:port` to listen on.
+    pub listen_addr: String,
+    /// TLS on the gRPC port.
+    pub tls: TlsConfig,
+    /// How long running calls may go on after a shutdown signal.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen_addr: "127.0.0.1:8080".into(),
+            tls: TlsConfig::default(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `server.tls`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Serve TLS.
+    pub enabled: bool,
+    /// PEM certificate chain.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key.
+    pub key_file: Option<PathBuf>,
+    /// Accepted for compatibility with the Go proxy's files; the certificate decides the name.
+    pub server_name: Option<String>,
+}
+
+/// `control`: the HTTP control plane listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// `host:port` to listen on.
+    pub listen_addr: String,
+    /// Host name put in the connection strings the control plane hands out; the request's
+    /// `Host` header when unset.
+    pub public_host: Option<String>,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            listen_addr: "127.0.0.1:8081".into(),
+            public_host: None,
+        }
+    }
+}
+
+/// The top-level keys, so unrelated `SC_*` variables (e.g. a test's) are not taken as settings.
+const SECTIONS: [&str; 6] = [
+    "backend_provider",
+    "log_level",
+    "load_policy",
+    "server",
+    "control",
+    "router",
+];
+
+impl ProxyConfig {
+    /// Reads the file (when given), then `SC_*` environment variables, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<ProxyConfig, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Yaml::file_exact(path));
+        }
+        let env = Env::prefixed("SC_").split("__").filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            SECTIONS
+                .iter()
+                .any(|s| key == *s || key.starts_with(&format!("{s}.")))
+        });
+        Self::from_figment(figment.merge(env))
+    }
+
+    /// Reads a YAML document (for tests and embedding).
+    pub fn from_yaml(yaml: &str) -> Result<ProxyConfig, ConfigError> {
+        Self::from_figment(Figment::new().merge(Yaml::string(yaml)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<ProxyConfig, ConfigError> {
+        let config: ProxyConfig = figment.extract().map_err(|errors| {
+            let all: Vec<String> = errors.into_iter().map(|e| describe(&e)).collect();
+            ConfigError::Load(all.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks everything that serde cannot; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.provider()?;
+        self.policy()?;
+        self.router.validate().map_err(ConfigError::Invalid)?;
+        check_addr("server.listen_addr", &self.server.listen_addr)?;
+        check_addr("control.listen_addr", &self.control.listen_addr)?;
+        let tls = &self.server.tls;
+        if tls.enabled && (tls.cert_file.is_none() || tls.key_file.is_none()) {
+            return Err(ConfigError::Invalid(
+                "server.tls.enabled is true but server.tls.cert_file or server.tls.key_file is missing; give both PEM files".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configured backend provider.
+    pub fn provider(&self) -> Result<Arc<dyn BackendProvider>, ConfigError> {
+        let p = &self.backend_provider;
+        match p.kind.to_ascii_uppercase().as_str() {
+            "PREDEFINED" => {
+                let spec: PredefinedSpec = match &p.spec {
+                    Some(value) => value.deserialize().map_err(|e| {
+                        ConfigError::Invalid(format!("backend_provider.spec: {}", describe(&e)))
+                    })?,
+                    None => PredefinedSpec {
+                        endpoints: vec![sc_backend_predefined::EndpointSpec {
+                            url: "localhost:15002".into(),
+                            id: None,
+                            ca_file: None,
+                            server_name: None,
+                        }],
+                    },
+                };
+                let provider = PredefinedProvider::new(p.name.clone(), &spec)
+                    .map_err(|e| ConfigError::Invalid(format!("backend_provider.{e}")))?;
+                Ok(Arc::new(provider))
+            }
+            other => Err(ConfigError::Invalid(format!(
+                "backend_provider.type '{other}' is not known; use PREDEFINED"
+            ))),
+        }
+    }
+
+    /// The configured load policy.
+    pub fn policy(&self) -> Result<Arc<dyn LoadPolicy>, ConfigError> {
+        let lp = &self.load_policy;
+        let name = match (&lp.kind, &lp.name) {
+            (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b) => {
+                return Err(ConfigError::Invalid(format!(
+                    "load_policy.type '{a}' and load_policy.name '{b}' disagree; set one of them"
+                )));
+            }
+            (Some(a), _) | (None, Some(a)) => a.to_ascii_uppercase(),
+            (None, None) => "ROUND_ROBIN".into(),
+        };
+        let max_size = match &lp.params.max_size {
+            None => None,
+            Some(NumberOrString::Number(n)) => Some(*n),
+            Some(NumberOrString::String(s)) => Some(s.trim().parse::<u64>().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "load_policy.params.max_size '{s}' is not a whole number; write e.g. \"5\""
+                ))
+            })?),
+        };
+        if max_size.is_some() && name != "MAX_SESSIONS" {
+            return Err(ConfigError::Invalid(format!(
+                "load_policy.params.max_size applies only to MAX_SESSIONS, not {name}"
+            )));
+        }
+        Ok(match name.as_str() {
+            "ROUND_ROBIN" => Arc::new(RoundRobin::default()),
+            "ONE_TO_ONE" => Arc::new(OneToOne),
+            "LEAST_SESSIONS" => Arc::new(LeastSessions),
+            "MAX_SESSIONS" => {
+                let max = max_size.ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "load_policy.params.max_size is required for MAX_SESSIONS, e.g. max_size: \"5\"".into(),
+                    )
+                })?;
+                if max == 0 {
+                    return Err(ConfigError::Invalid(
+                        "load_policy.params.max_size must be at least 1".into(),
+                    ));
+                }
+                Arc::new(MaxSessions::new(usize::try_from(max).unwrap_or(usize::MAX)))
+            }
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "load_policy.type '{other}' is not known; use one of {}",
+                    POLICY_NAMES.join(", ")
+                )));
+            }
+        })
+    }
+}
+
+fn check_addr(key: &str, addr: &str) -> Result<(), ConfigError> {
+    let ok = addr
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "{key} '{addr}' is not host:port; write e.g. 0.0.0.0:8080 or localhost:8080"
+        )))
+    }
+}
+
+/// A figment error as one line that names the key.
+fn describe(error: &figment::Error) -> String {
+    let key = error.path.join(".");
+    let source = error
+        .metadata
+        .as_ref()
+        .and_then(|m| m.source.as_ref())
+        .map(|s| format!(" (from {s})"))
+        .unwrap_or_default();
+    if key.is_empty() {
+        format!("{}{source}", error.kind)
+    } else {
+        format!("key '{key}': {}{source}", error.kind)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_proxy_format_is_accepted() {
+        let c = ProxyConfig::from_yaml(
+            r#"
+backend_provider:
+  name: manual spark
+  type: PREDEFINED
+  spec:
+    endpoints:
+      - url: localhost:15002
+      - url: localhost:15003
+log_level: debug
+load_policy:
+  type: MAX_SESSIONS
+  params:
+    max_size: "5"
+server:
+  listen_addr: "localhost:8080"
+  tls:
+    enabled: false
+    cert_file: "certs/server.crt"
+    key_file: "certs/server.key"
+    server_name: "example.com"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.log_level, LogLevel::Debug);
+        assert_eq!(c.policy().unwrap().name(), "MAX_SESSIONS");
+        assert_eq!(c.server.listen_addr, "localhost:8080");
+        assert_eq!(c.provider().unwrap().name(), "manual spark");
+    }
+
+    #[test]
+    fn policy_name_key_is_accepted_and_defaults_apply() {
+        let c = ProxyConfig::from_yaml("load_policy:\n  name: ROUND_ROBIN\n").unwrap();
+        assert_eq!(c.policy().unwrap().name(), "ROUND_ROBIN");
+        let c = ProxyConfig::from_yaml("{}").unwrap();
+        assert_eq!(c.policy().unwrap().name(), "ROUND_ROBIN");
+        assert_eq!(c.server.listen_addr, "127.0.0.1:8080");
+        assert_eq!(c.control.listen_addr, "127.0.0.1:8081");
+        assert_eq!(c.router.max_message_size, 128 * 1024 * 1024);
+    }
+
+    fn err(yaml: &str) -> String {
+        ProxyConfig::from_yaml(yaml).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        assert!(err("serverr: {}").contains("serverr"), "{}", err("serverr: {}"));
+        let e = err("server:\n  listen: x");
+        assert!(e.contains("listen"), "{e}");
+        let e = err("load_policy:\n  type: FASTEST");
+        assert!(e.contains("load_policy.type 'FASTEST'"), "{e}");
+        let e = err("load_policy:\n  type: MAX_SESSIONS\n  params:\n    max_size: lots");
+        assert!(e.contains("load_policy.params.max_size"), "{e}");
+        let e = err("load_policy:\n  type: MAX_SESSIONS");
+        assert!(e.contains("required"), "{e}");
+        let e = err("server:\n  listen_addr: nowhere");
+        assert!(e.contains("server.listen_addr"), "{e}");
+        let e = err("backend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: 'localhost'");
+        assert!(e.contains("spec.endpoints[0].url"), "{e}");
+        let e = err("backend_provider:\n  type: PREDEFINED\n  spec:\n    endpointz: []");
+        assert!(e.contains("endpointz"), "{e}");
+        let e = err("backend_provider:\n  type: KUBERNETES");
+        assert!(e.contains("backend_provider.type"), "{e}");
+        let e = err("log_level: loud");
+        assert!(e.contains("log_level"), "{e}");
+        let e = err("router:\n  max_message_size: 10");
+        assert!(e.contains("router.max_message_size"), "{e}");
+        let e = err("server:\n  tls:\n    enabled: true");
+        assert!(e.contains("server.tls"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_ignores_unrelated_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "log_level: debug\n").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SC_LOG_LEVEL", "warn");
+            jail.set_env("SC_SERVER__LISTEN_ADDR", "0.0.0.0:9999");
+            jail.set_env("SC_TEST_SOMETHING", "unrelated");
+            let c = ProxyConfig::load(Some(&path)).unwrap();
+            assert_eq!(c.log_level, LogLevel::Warn);
+            assert_eq!(c.server.listen_addr, "0.0.0.0:9999");
+            Ok(())
+        });
+        assert!(ProxyConfig::load(Some(Path::new("/nonexistent.yaml"))).is_err());
+    }
+}

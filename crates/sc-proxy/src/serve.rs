@@ -1,0 +1,181 @@
+//! Assembles the router and the control plane from a [`ProxyConfig`] and serves them.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use sc_control::ControlState;
+use sc_router::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tracing::{info, warn};
+
+use crate::config::{ConfigError, ProxyConfig};
+
+/// Why the proxy could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The router could not be assembled.
+    #[error("cannot start the router: {0}")]
+    Router(#[from] sc_router::RouterError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {key} '{addr}': {source}")]
+    Bind {
+        /// The configuration key.
+        key: &'static str,
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// TLS files could not be read or used.
+    #[error("cannot set up TLS on the gRPC port: {0}")]
+    Tls(String),
+    /// A server failed while running.
+    #[error("server failed: {0}")]
+    Server(String),
+}
+
+/// A proxy whose listeners are bound and whose router is ready, not yet serving.
+#[derive(Debug)]
+pub struct Proxy {
+    config: ProxyConfig,
+    router: Router,
+    grpc: TcpListener,
+    control: TcpListener,
+}
+
+async fn bind(key: &'static str, addr: &str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind {
+        key,
+        addr: addr.to_owned(),
+        source,
+    })
+}
+
+impl Proxy {
+    /// Builds the router from the configuration and binds both ports.
+    pub async fn bind(config: ProxyConfig) -> Result<Proxy, ServeError> {
+        config.validate()?;
+        let router = Router::builder()
+            .settings(config.router.clone())
+            .provider(config.provider()?)
+            .policy(config.policy()?)
+            .build()
+            .await?;
+        let grpc = bind("server.listen_addr", &config.server.listen_addr).await?;
+        let control = bind("control.listen_addr", &config.control.listen_addr).await?;
+        Ok(Proxy {
+            config,
+            router,
+            grpc,
+            control,
+        })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.local_addr().ok()
+    }
+
+    /// The bound control-plane address.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control.local_addr().ok()
+    }
+
+    /// The router (for embedding and tests).
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets running calls finish for
+    /// up to `server.shutdown_grace`.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let Proxy {
+            config,
+            router,
+            grpc,
+            control,
+        } = self;
+        let grpc_addr = grpc.local_addr().ok();
+        let control_addr = control.local_addr().ok();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+
+        let settings = &config.router;
+        let mut builder = Server::builder()
+            .initial_stream_window_size(settings.stream_window)
+            .initial_connection_window_size(settings.connection_window)
+            .http2_keepalive_interval(Some(settings.keepalive_interval))
+            .tcp_nodelay(true);
+        let tls = &config.server.tls;
+        if tls.enabled {
+            let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) else {
+                return Err(ServeError::Tls("server.tls.cert_file and server.tls.key_file are required".into()));
+            };
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", p.display())))
+            };
+            let identity = Identity::from_pem(read(cert)?, read(key)?);
+            builder = builder
+                .tls_config(ServerTlsConfig::new().identity(identity))
+                .map_err(|e| ServeError::Tls(e.to_string()))?;
+        }
+        let grpc_server = builder
+            .add_service(router.service())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stopped(stop_rx.clone()));
+
+        let state = ControlState {
+            router: router.clone(),
+            grpc_port: grpc_addr.map_or(8080, |a| a.port()),
+            public_host: config.control.public_host.clone(),
+            grpc_tls: tls.enabled,
+        };
+        let control_server = axum::serve(control, sc_control::app(state))
+            .with_graceful_shutdown(stopped(stop_rx.clone()));
+
+        info!(
+            grpc = ?grpc_addr,
+            control = ?control_addr,
+            policy = router.policy_name(),
+            backends = router.backends().len(),
+            tls = tls.enabled,
+            "spark connect proxy serving"
+        );
+
+        let grpc_task = tokio::spawn(grpc_server);
+        let control_task = tokio::spawn(async move { control_server.await });
+        let grace = config.server.shutdown_grace;
+        tokio::spawn(async move {
+            shutdown.await;
+            info!(grace = ?grace, "shutting down: no new connections, running calls may finish");
+            let _ = stop_tx.send(true);
+        });
+
+        let mut stop_rx_wait = stop_rx.clone();
+        let finished = async { tokio::join!(grpc_task, control_task) };
+        tokio::pin!(finished);
+        let (g, c) = tokio::select! {
+            result = &mut finished => result,
+            () = async {
+                let _ = stop_rx_wait.wait_for(|stop| *stop).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                warn!("shutdown grace period over; cutting the calls still running");
+                return Ok(());
+            }
+        };
+        match (g, c) {
+            (Ok(Ok(())), Ok(Ok(()))) => Ok(()),
+            (Ok(Err(e)), _) => Err(ServeError::Server(format!("gRPC server: {e}"))),
+            (_, Ok(Err(e))) => Err(ServeError::Server(format!("control plane: {e}"))),
+            (Err(e), _) | (_, Err(e)) => Err(ServeError::Server(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The router's errors, and their one mapping to gRPC status codes.
+
+use sc_backend_api::{BackendId, ProviderError};
+use tonic::{Code, Status};
+
+/// Everything that can go wrong while routing a call or managing sessions.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// The `x-spark-connect-session-id` header names no session.
+    #[error(
+        "session '{0}' does not exist on this proxy (it was never created, was deleted, or expired); create one with `POST /control/sessions` on the proxy's control plane and pass its id as `x-spark-connect-session-id`, or connect without that header to get a session bound automatically"
+    )]
+    SessionNotFound(String),
+    /// A header the proxy reads holds something it cannot use.
+    #[error("header '{name}' is invalid: {why}")]
+    InvalidHeader {
+        /// The header.
+        name: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The request carries neither the session header nor a `session_id` field.
+    #[error(
+        "request has no session: set `session_id` (field 1) in the request, or pass the `x-spark-connect-session-id` header from `POST /control/sessions`"
+    )]
+    MissingSessionId,
+    /// The request's message could not be read.
+    #[error("request message is malformed: {0}")]
+    Malformed(#[from] sc_proto::wire::WireError),
+    /// The request body ended before its first message was complete, or carried no message.
+    #[error("request body {0}")]
+    Truncated(&'static str),
+    /// The first message is larger than the router accepts.
+    #[error(
+        "request message of {size} bytes exceeds the proxy's limit of {limit} bytes (router.max_message_size)"
+    )]
+    MessageTooLarge {
+        /// Size announced by the message's length prefix.
+        size: u64,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The request uses a compression the router cannot read.
+    #[error(
+        "request is compressed with grpc-encoding '{0}', which the proxy cannot read; send uncompressed requests or use gzip"
+    )]
+    UnsupportedEncoding(String),
+    /// The session exists but belongs to someone else.
+    #[error("permission denied for this session")]
+    PermissionDenied,
+    /// No backend can take a new session.
+    #[error("no backend can take a new session: {0}")]
+    NoCapacity(String),
+    /// A backend could not be reached or failed at the transport level.
+    #[error("backend '{backend}' ({endpoint}) is unavailable: {reason}")]
+    BackendUnavailable {
+        /// The backend's id.
+        backend: BackendId,
+        /// Its endpoint.
+        endpoint: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A backend provider failed.
+    #[error("backend provider error: {0}")]
+    Provider(#[from] ProviderError),
+    /// The client's request stream failed while the router read it.
+    #[error("reading the request failed: {0}")]
+    RequestBody(String),
+}
+
+impl RouterError {
+    /// The gRPC code for this error; the control plane derives its HTTP status from it too.
+    pub fn code(&self) -> Code {
+        match self {
+            RouterError::SessionNotFound(_) => Code::NotFound,
+            RouterError::InvalidHeader { .. }
+            | RouterError::MissingSessionId
+            | RouterError::Malformed(_)
+            | RouterError::Truncated(_) => Code::InvalidArgument,
+            RouterError::MessageTooLarge { .. } | RouterError::NoCapacity(_) => {
+                Code::ResourceExhausted
+            }
+            RouterError::UnsupportedEncoding(_) => Code::Unimplemented,
+            RouterError::PermissionDenied => Code::PermissionDenied,
+            RouterError::BackendUnavailable { .. } => Code::Unavailable,
+            RouterError::Provider(ProviderError::Config(_)) => Code::Internal,
+            RouterError::Provider(_) => Code::Unavailable,
+            RouterError::RequestBody(_) => Code::Cancelled,
+        }
+    }
+
+    /// The status a client receives.
+    pub fn to_status(&self) -> Status {
+        Status::new(self.code(), self.to_string())
+    }
+}
+
+/// The canonical upper-case name of a gRPC status code, as used in metrics labels.
+pub fn code_name(code: i32) -> &'static str {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+        .unwrap_or("UNKNOWN")
+}

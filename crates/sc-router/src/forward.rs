@@ -1,0 +1,304 @@
+//! The byte-level forwarding path: read the first gRPC message of a request (to route it), then
+//! forward that message and the rest of the body untouched, and watch the response go by.
+
+use std::io::Read as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt as _;
+use prometheus_client::metrics::counter::Counter;
+use sc_proto::wire::{self, FrameHeader, GRPC_HEADER_LEN};
+use tonic::body::Body;
+
+use crate::RouterError;
+
+/// The start of a request body: every byte read so far (the first message, its prefix, and any
+/// bytes of later messages that arrived in the same frames) and the first message's prefix.
+pub(crate) struct Head {
+    pub(crate) buffered: Bytes,
+    pub(crate) header: FrameHeader,
+    /// Request trailers met while reading the head (unusual, but forwarded).
+    pub(crate) trailers: Option<HeaderMap>,
+}
+
+impl Head {
+    /// The first message's bytes, as sent (possibly compressed).
+    pub(crate) fn message(&self) -> &[u8] {
+        let end = GRPC_HEADER_LEN + self.header.len as usize;
+        self.buffered.get(GRPC_HEADER_LEN..end).unwrap_or(&[])
+    }
+}
+
+/// Reads until the first gRPC message is complete. A message whose prefix announces more than
+/// `limit` bytes is refused before it is read.
+pub(crate) async fn read_head(body: &mut Body, limit: usize) -> Result<Head, RouterError> {
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    let mut trailers = None;
+    loop {
+        let have: &[u8] = match &first {
+            Some(b) if joined.is_empty() => b,
+            _ => &joined,
+        };
+        if let Some(header) = wire::frame_header(have)? {
+            if header.len as usize > limit {
+                return Err(RouterError::MessageTooLarge {
+                    size: u64::from(header.len),
+                    limit,
+                });
+            }
+            if have.len() >= GRPC_HEADER_LEN + header.len as usize {
+                let buffered = if joined.is_empty() {
+                    first.unwrap_or_default()
+                } else {
+                    joined.freeze()
+                };
+                return Ok(Head {
+                    buffered,
+                    header,
+                    trailers,
+                });
+            }
+        }
+        if trailers.is_some() {
+            return Err(RouterError::Truncated("ended before its first message was complete"));
+        }
+        match body.frame().await {
+            None => {
+                let empty = first.as_ref().is_none_or(|b| b.is_empty()) && joined.is_empty();
+                return Err(RouterError::Truncated(if empty {
+                    "carries no message"
+                } else {
+                    "ended before its first message was complete"
+                }));
+            }
+            Some(Err(status)) => return Err(RouterError::RequestBody(status.message().to_owned())),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => match &first {
+                    None => first = Some(data),
+                    Some(f) => {
+                        if joined.is_empty() {
+                            joined.extend_from_slice(f);
+                        }
+                        joined.extend_from_slice(&data);
+                    }
+                },
+                Err(frame) => trailers = frame.into_trailers().ok(),
+            },
+        }
+    }
+}
+
+/// Decompresses a message for reading its routing fields, when the client compressed it.
+/// The forwarded bytes stay compressed: only this private copy is inflated.
+pub(crate) fn readable<'a>(
+    head: &'a Head,
+    headers: &HeaderMap,
+    limit: usize,
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8], RouterError> {
+    if !head.header.compressed {
+        return Ok(head.message());
+    }
+    let encoding = headers
+        .get("grpc-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
+    let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+    let result = match encoding {
+        "gzip" => flate2::read::GzDecoder::new(head.message())
+            .take(limit + 1)
+            .read_to_end(scratch),
+        "deflate" => flate2::read::ZlibDecoder::new(head.message())
+            .take(limit + 1)
+            .read_to_end(scratch),
+        other => return Err(RouterError::UnsupportedEncoding(other.to_owned())),
+    };
+    match result {
+        Ok(n) if n as u64 > limit => Err(RouterError::MessageTooLarge {
+            size: n as u64,
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        }),
+        Ok(_) => Ok(scratch),
+        Err(e) => Err(RouterError::Truncated(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            "holds a truncated compressed message"
+        } else {
+            "holds a compressed message that does not inflate"
+        })),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The request body sent to the backend: the bytes already read, then the rest as it comes.
+    pub(crate) struct Upstream {
+        head: Option<Bytes>,
+        trailers: Option<HeaderMap>,
+        #[pin]
+        rest: Body,
+        bytes: Counter,
+    }
+}
+
+impl Upstream {
+    pub(crate) fn new(head: Head, rest: Body, bytes: Counter) -> Self {
+        Upstream {
+            head: Some(head.buffered),
+            trailers: head.trailers,
+            rest,
+            bytes,
+        }
+    }
+}
+
+impl HttpBody for Upstream {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let this = self.project();
+        if let Some(head) = this.head.take() {
+            this.bytes.inc_by(head.len() as u64);
+            return Poll::Ready(Some(Ok(Frame::data(head))));
+        }
+        if this.trailers.is_some() {
+            return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+        }
+        let polled = this.rest.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.bytes.inc_by(data.len() as u64);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_none() && self.trailers.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let mut hint = self.rest.size_hint();
+        if let Some(head) = &self.head {
+            let n = head.len() as u64;
+            hint.set_lower(hint.lower() + n);
+            if let Some(upper) = hint.upper() {
+                hint.set_upper(upper + n);
+            }
+        }
+        hint
+    }
+}
+
+/// Watches a response on its way to the client.
+pub(crate) trait Observer: Send + 'static {
+    /// Called once with the call's final gRPC status code, or `None` if the client went away
+    /// before the response ended.
+    fn finish(&mut self, code: Option<i32>);
+}
+
+pin_project_lite::pin_project! {
+    /// The response body sent to the client: the backend's frames untouched, counted, with the
+    /// final status noted from the trailers.
+    pub(crate) struct Downstream<O: Observer> {
+        #[pin]
+        inner: Body,
+        bytes: Counter,
+        code: Option<i32>,
+        observer: Option<O>,
+    }
+
+    impl<O: Observer> PinnedDrop for Downstream<O> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(mut observer) = this.observer.take() {
+                observer.finish(*this.code);
+            }
+        }
+    }
+}
+
+impl<O: Observer> Downstream<O> {
+    /// `code` is the status already known from the response headers (a trailers-only response).
+    pub(crate) fn new(inner: Body, bytes: Counter, code: Option<i32>, observer: O) -> Self {
+        Downstream {
+            inner,
+            bytes,
+            code,
+            observer: Some(observer),
+        }
+    }
+}
+
+/// Reads `grpc-status` from a header map.
+pub(crate) fn grpc_status(headers: &HeaderMap) -> Option<i32> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok())
+}
+
+impl<O: Observer> HttpBody for Downstream<O> {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes.inc_by(data.len() as u64);
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    *this.code = grpc_status(trailers).or(*this.code);
+                }
+            }
+            Poll::Ready(Some(Err(status))) => *this.code = Some(status.code() as i32),
+            Poll::Ready(None) => {
+                if let Some(mut observer) = this.observer.take() {
+                    // A stream that ends without a status is reported as UNKNOWN (2).
+                    observer.finish(Some(this.code.unwrap_or(2)));
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A complete unary gRPC response made by the proxy itself: one message and an OK status.
+pub(crate) fn local_response(message: &[u8]) -> http::Response<Body> {
+    let mut framed = BytesMut::with_capacity(GRPC_HEADER_LEN + message.len());
+    framed.extend_from_slice(&wire::encode_frame_header(
+        u32::try_from(message.len()).unwrap_or(u32::MAX),
+    ));
+    framed.extend_from_slice(message);
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let frames = futures_util::stream::iter([
+        Ok::<_, tonic::Status>(Frame::data(framed.freeze())),
+        Ok(Frame::trailers(trailers)),
+    ]);
+    let mut response = http::Response::new(Body::new(http_body_util::StreamBody::new(frames)));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    response
+}

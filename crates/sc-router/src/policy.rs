@@ -1,0 +1,176 @@
+//! The built-in load policies: ROUND_ROBIN, ONE_TO_ONE, MAX_SESSIONS and LEAST_SESSIONS.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sc_backend_api::{BackendLoad, LoadPolicy, Placement};
+
+/// Cycles through the available backends, one new session each.
+#[derive(Debug, Default)]
+pub struct RoundRobin {
+    next: AtomicUsize,
+}
+
+impl LoadPolicy for RoundRobin {
+    fn name(&self) -> &str {
+        "ROUND_ROBIN"
+    }
+
+    fn choose(&self, backends: &[BackendLoad<'_>]) -> Placement {
+        let available: Vec<_> = backends.iter().filter(|b| b.available).collect();
+        if available.is_empty() {
+            return none_available(backends);
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % available.len();
+        Placement::Existing(available[i].id.clone())
+    }
+}
+
+/// One session per backend: a free backend if there is one, else a new one from the provider.
+#[derive(Debug, Default)]
+pub struct OneToOne;
+
+impl LoadPolicy for OneToOne {
+    fn name(&self) -> &str {
+        "ONE_TO_ONE"
+    }
+
+    fn choose(&self, backends: &[BackendLoad<'_>]) -> Placement {
+        match backends.iter().find(|b| b.available && b.sessions == 0) {
+            Some(b) => Placement::Existing(b.id.clone()),
+            None => Placement::StartNew,
+        }
+    }
+}
+
+/// Fills the least-loaded backend up to `max_size` sessions, then asks for a new backend.
+#[derive(Debug)]
+pub struct MaxSessions {
+    max_size: usize,
+}
+
+impl MaxSessions {
+    /// A policy that puts at most `max_size` sessions on one backend.
+    pub fn new(max_size: usize) -> Self {
+        MaxSessions { max_size }
+    }
+}
+
+impl LoadPolicy for MaxSessions {
+    fn name(&self) -> &str {
+        "MAX_SESSIONS"
+    }
+
+    fn choose(&self, backends: &[BackendLoad<'_>]) -> Placement {
+        match least_loaded(backends) {
+            Some(b) if b.sessions < self.max_size => Placement::Existing(b.id.clone()),
+            _ => Placement::StartNew,
+        }
+    }
+}
+
+/// Puts each new session on the available backend with the fewest sessions.
+#[derive(Debug, Default)]
+pub struct LeastSessions;
+
+impl LoadPolicy for LeastSessions {
+    fn name(&self) -> &str {
+        "LEAST_SESSIONS"
+    }
+
+    fn choose(&self, backends: &[BackendLoad<'_>]) -> Placement {
+        match least_loaded(backends) {
+            Some(b) => Placement::Existing(b.id.clone()),
+            None => none_available(backends),
+        }
+    }
+}
+
+fn least_loaded<'a>(backends: &'a [BackendLoad<'a>]) -> Option<&'a BackendLoad<'a>> {
+    // min_by_key keeps the first of equals, so ties go to configuration order.
+    backends
+        .iter()
+        .filter(|b| b.available)
+        .min_by_key(|b| b.sessions)
+}
+
+fn none_available(backends: &[BackendLoad<'_>]) -> Placement {
+    if backends.is_empty() {
+        Placement::StartNew
+    } else {
+        Placement::Exhausted(format!(
+            "none of the {} backends is available (all unhealthy or draining)",
+            backends.len()
+        ))
+    }
+}
+
+/// The built-in policy names, as accepted in configuration.
+pub const POLICY_NAMES: [&str; 4] = ["ROUND_ROBIN", "ONE_TO_ONE", "MAX_SESSIONS", "LEAST_SESSIONS"];
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use sc_backend_api::BackendId;
+
+    fn ids(n: usize) -> Vec<BackendId> {
+        (0..n).map(|i| BackendId::new(format!("b{i}"))).collect()
+    }
+
+    fn loads<'a>(ids: &'a [BackendId], sessions: &[usize], available: &[bool]) -> Vec<BackendLoad<'a>> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| BackendLoad {
+                id,
+                sessions: sessions[i],
+                available: available[i],
+            })
+            .collect()
+    }
+
+    fn picked(p: Placement) -> String {
+        match p {
+            Placement::Existing(id) => id.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn round_robin_cycles_over_available_backends() {
+        let ids = ids(3);
+        let p = RoundRobin::default();
+        let l = loads(&ids, &[0, 0, 0], &[true, false, true]);
+        let got: Vec<_> = (0..4).map(|_| picked(p.choose(&l))).collect();
+        assert_eq!(got, ["b0", "b2", "b0", "b2"]);
+        let none = loads(&ids, &[0, 0, 0], &[false, false, false]);
+        assert!(matches!(p.choose(&none), Placement::Exhausted(_)));
+        assert_eq!(p.choose(&[]), Placement::StartNew);
+    }
+
+    #[test]
+    fn one_to_one_takes_free_backends_then_asks_for_more() {
+        let ids = ids(2);
+        let p = OneToOne;
+        assert_eq!(picked(p.choose(&loads(&ids, &[1, 0], &[true, true]))), "b1");
+        assert_eq!(p.choose(&loads(&ids, &[1, 1], &[true, true])), Placement::StartNew);
+        assert_eq!(p.choose(&loads(&ids, &[1, 0], &[true, false])), Placement::StartNew);
+    }
+
+    #[test]
+    fn max_sessions_fills_least_loaded_up_to_max() {
+        let ids = ids(2);
+        let p = MaxSessions::new(2);
+        assert_eq!(picked(p.choose(&loads(&ids, &[1, 0], &[true, true]))), "b1");
+        assert_eq!(picked(p.choose(&loads(&ids, &[1, 1], &[true, true]))), "b0");
+        assert_eq!(p.choose(&loads(&ids, &[2, 2], &[true, true])), Placement::StartNew);
+        assert_eq!(p.choose(&loads(&ids, &[0, 0], &[false, false])), Placement::StartNew);
+    }
+
+    #[test]
+    fn least_sessions_prefers_fewest_then_order() {
+        let ids = ids(3);
+        let p = LeastSessions;
+        assert_eq!(picked(p.choose(&loads(&ids, &[3, 1, 1], &[true, true, true]))), "b1");
+        assert_eq!(picked(p.choose(&loads(&ids, &[3, 1, 0], &[true, true, false]))), "b1");
+    }
+}

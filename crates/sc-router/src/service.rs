@@ -1,0 +1,309 @@
+//! The tower service that handles every `spark.connect.SparkConnectService` call.
+//!
+//! One call reads as a straight line: read the first message, find the session (or bind a new
+//! one), forward to its backend, and watch the response on its way back.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::HeaderMap;
+use prost::Message as _;
+use sc_backend_api::StartRequest;
+use sc_proto::RpcMethod;
+use sc_proto::spark::connect as pb;
+use sc_proto::wire::{self, RequestFields};
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tower::{Service, ServiceExt as _};
+use tracing::{debug, info, warn};
+
+use crate::error::code_name;
+use crate::forward::{self, Downstream, Observer, Upstream};
+use crate::registry::{Session, SessionKind};
+use crate::{Inner, RouterError};
+
+/// The request header that names a control-plane session.
+pub const SESSION_HEADER: &str = "x-spark-connect-session-id";
+
+/// Headers that belong to one hop (or to the proxy) and are never forwarded to a backend.
+const HOP_HEADERS: [&str; 7] = [
+    SESSION_HEADER,
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+/// The Spark Connect router as a tower service over HTTP/2 requests.
+///
+/// Mount it in a tonic server with `Server::builder().add_service(router.service())`, or in axum
+/// with `Router::new().route_service("/spark.connect.SparkConnectService/{*method}", svc)`.
+/// It never fails at the service level: every error becomes a gRPC status in the response.
+#[derive(Clone)]
+pub struct RouterService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RouterService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterService").finish_non_exhaustive()
+    }
+}
+
+impl NamedService for RouterService {
+    const NAME: &'static str = sc_proto::SERVICE_NAME;
+}
+
+impl<B> Service<http::Request<B>> for RouterService
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        let request = request.map(Body::new);
+        Box::pin(async move {
+            let method = RpcMethod::from_path(request.uri().path()).unwrap_or(RpcMethod::Other);
+            match inner.clone().handle(method, request).await {
+                Ok(response) => Ok(response),
+                Err(error) => {
+                    let status = error.to_status();
+                    debug!(method = method.name(), code = ?status.code(), %error, "call rejected");
+                    inner
+                        .metrics
+                        .call_rejected(method.name(), code_name(status.code() as i32));
+                    Ok(status.into_http())
+                }
+            }
+        })
+    }
+}
+
+/// Where a call goes.
+enum Target {
+    Session(Arc<Session>),
+    /// ReleaseSession for a session the proxy never bound: answered by the proxy.
+    AlreadyReleased,
+}
+
+impl Inner {
+    async fn handle(
+        self: Arc<Self>,
+        method: RpcMethod,
+        request: http::Request<Body>,
+    ) -> Result<http::Response<Body>, RouterError> {
+        let (mut parts, mut body) = request.into_parts();
+        let head = forward::read_head(&mut body, self.settings.max_message_size).await?;
+        let mut scratch = Vec::new();
+        let message =
+            forward::readable(&head, &parts.headers, self.settings.max_message_size, &mut scratch)?;
+        let fields = wire::read_request_fields(method, message)?;
+
+        let session = match self.find_session(method, &parts.headers, &fields).await? {
+            Target::Session(session) => session,
+            Target::AlreadyReleased => return Ok(released_locally(&fields)),
+        };
+        self.note_call(method, &fields, &session);
+        let release = (method == RpcMethod::ReleaseSession).then(|| release_key(&fields));
+
+        for name in HOP_HEADERS {
+            parts.headers.remove(name);
+        }
+        let backend = session.backend.clone();
+        let upstream = Upstream::new(head, body, backend.metrics.bytes_to_backend.clone());
+        let request = http::Request::from_parts(parts, Body::new(upstream));
+
+        session.call_started();
+        backend.metrics.active_streams.inc();
+        let mut call = CallEnd {
+            inner: self.clone(),
+            session,
+            method,
+            release,
+        };
+        let response = match backend.channel.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(error) => {
+                let error = backend.unavailable(transport_reason(&error));
+                warn!(backend = %backend.id(), %error, "backend call failed");
+                call.finish(Some(tonic::Code::Unavailable as i32));
+                return Err(error);
+            }
+        };
+        let (parts, body) = response.into_parts();
+        let code = forward::grpc_status(&parts.headers);
+        let body = Downstream::new(body, backend.metrics.bytes_to_client.clone(), code, call);
+        Ok(http::Response::from_parts(parts, Body::new(body)))
+    }
+
+    /// Finds the session a call belongs to, binding a new header-less session on first sight.
+    async fn find_session(
+        &self,
+        method: RpcMethod,
+        headers: &HeaderMap,
+        fields: &RequestFields<'_>,
+    ) -> Result<Target, RouterError> {
+        if let Some(value) = headers.get(SESSION_HEADER) {
+            let id = value.to_str().map_err(|_| RouterError::InvalidHeader {
+                name: SESSION_HEADER,
+                why: "it is not visible ASCII".into(),
+            })?;
+            let session = self
+                .registry
+                .control(id.trim())
+                .ok_or_else(|| RouterError::SessionNotFound(id.to_owned()))?;
+            if let Some(spark_session) = fields.session_id {
+                session.note_spark_session(fields.user_id, spark_session);
+            }
+            return Ok(Target::Session(session));
+        }
+
+        let session_id = fields.session_id.ok_or(RouterError::MissingSessionId)?;
+        if let Some(session) = self.registry.bound(session_id) {
+            if session.user_id.as_deref() != fields.user_id {
+                return Err(RouterError::PermissionDenied);
+            }
+            return Ok(Target::Session(session));
+        }
+        if let Some(session) = fields.operation_id.and_then(|op| self.registry.operation(op)) {
+            if session.user_id.as_deref() != fields.user_id {
+                return Err(RouterError::PermissionDenied);
+            }
+            return Ok(Target::Session(session));
+        }
+        if method == RpcMethod::ReleaseSession {
+            return Ok(Target::AlreadyReleased);
+        }
+
+        let backend = self
+            .place(&StartRequest {
+                user: fields.user_id.map(str::to_owned),
+                session_id: Some(session_id.to_owned()),
+            })
+            .await?;
+        let fresh = Arc::new(Session::new(
+            session_id.to_owned(),
+            SessionKind::Bound,
+            fields.user_id.map(str::to_owned),
+            backend,
+        ));
+        let session = self.registry.bind(fresh.clone());
+        if Arc::ptr_eq(&session, &fresh) {
+            info!(session_id, user_id = fields.user_id.unwrap_or(""), backend = %session.backend.id(), "session bound");
+        }
+        Ok(Target::Session(session))
+    }
+
+    /// Keeps the operation index and CloneSession bindings up to date.
+    fn note_call(&self, method: RpcMethod, fields: &RequestFields<'_>, session: &Arc<Session>) {
+        match method {
+            RpcMethod::ExecutePlan => {
+                if let Some(op) = fields.operation_id {
+                    self.registry.add_operation(op, session);
+                }
+            }
+            RpcMethod::ReleaseExecute if fields.release_all => {
+                if let Some(op) = fields.operation_id {
+                    self.registry.remove_operation(op);
+                }
+            }
+            RpcMethod::CloneSession => {
+                if let Some(new_id) = fields.new_session_id {
+                    match session.kind {
+                        SessionKind::Control => session.note_spark_session(fields.user_id, new_id),
+                        SessionKind::Bound => {
+                            let clone = Arc::new(Session::new(
+                                new_id.to_owned(),
+                                SessionKind::Bound,
+                                fields.user_id.map(str::to_owned),
+                                session.backend.clone(),
+                            ));
+                            self.registry.bind(clone);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A ReleaseSession answered OK: the session is gone on the backend.
+    fn released(&self, session: &Arc<Session>, key: &(Option<String>, Option<String>)) {
+        match session.kind {
+            SessionKind::Bound => {
+                if self.registry.remove(session) {
+                    info!(session_id = %session.id, backend = %session.backend.id(), "session released");
+                }
+            }
+            SessionKind::Control => {
+                if let Some(spark_session) = &key.1 {
+                    session.forget_spark_session(key.0.as_deref(), spark_session);
+                }
+            }
+        }
+    }
+}
+
+fn release_key(fields: &RequestFields<'_>) -> (Option<String>, Option<String>) {
+    (
+        fields.user_id.map(str::to_owned),
+        fields.session_id.map(str::to_owned),
+    )
+}
+
+fn released_locally(fields: &RequestFields<'_>) -> http::Response<Body> {
+    let response = pb::ReleaseSessionResponse {
+        session_id: fields.session_id.unwrap_or_default().to_owned(),
+        server_side_session_id: String::new(),
+    };
+    forward::local_response(&response.encode_to_vec())
+}
+
+fn transport_reason(error: &tonic::transport::Error) -> String {
+    let mut reason = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        reason.push_str(": ");
+        reason.push_str(&s.to_string());
+        source = s.source();
+    }
+    reason
+}
+
+/// Runs when a forwarded call ends: metrics, session activity, and release bookkeeping.
+struct CallEnd {
+    inner: Arc<Inner>,
+    session: Arc<Session>,
+    method: RpcMethod,
+    release: Option<(Option<String>, Option<String>)>,
+}
+
+impl Observer for CallEnd {
+    fn finish(&mut self, code: Option<i32>) {
+        let backend = &self.session.backend;
+        backend.metrics.active_streams.dec();
+        self.session.call_finished();
+        let code = code.unwrap_or(tonic::Code::Cancelled as i32);
+        self.inner
+            .metrics
+            .call_finished(self.method.name(), code_name(code), &backend.metrics.label);
+        if code == 0 {
+            if let Some(key) = self.release.take() {
+                self.inner.released(&self.session, &key);
+            }
+        }
+    }
+}
