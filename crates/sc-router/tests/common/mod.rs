@@ -1,0 +1,388 @@
+//! An in-process fake Spark Connect backend and helpers to run the router in front of it.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub, missing_docs)]
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use sc_backend_predefined::{EndpointSpec, PredefinedProvider, PredefinedSpec};
+use sc_proto::spark::connect as pb;
+use sc_proto::spark::connect::spark_connect_service_server::{
+    SparkConnectService, SparkConnectServiceServer,
+};
+use sc_router::{Router, RouterSettings};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::metadata::MetadataMap;
+use tonic::transport::{Channel, Server};
+use tonic::{Request, Response, Status, Streaming};
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: &'static str,
+    pub session_id: String,
+    pub user_id: String,
+    pub metadata: MetadataMap,
+}
+
+#[derive(Default)]
+pub struct FakeState {
+    pub name: String,
+    pub seen: Mutex<Vec<Seen>>,
+    /// ExecutePlan responses produced so far (for flow-control tests).
+    pub produced: AtomicUsize,
+}
+
+impl FakeState {
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, method: &str) -> usize {
+        self.seen().iter().filter(|s| s.method == method).count()
+    }
+
+    fn record(&self, method: &'static str, session_id: &str, ctx: &Option<pb::UserContext>, metadata: &MetadataMap) {
+        self.seen.lock().unwrap().push(Seen {
+            method,
+            session_id: session_id.to_owned(),
+            user_id: ctx.as_ref().map(|c| c.user_id.clone()).unwrap_or_default(),
+            metadata: metadata.clone(),
+        });
+    }
+}
+
+#[derive(Clone)]
+pub struct Fake(pub Arc<FakeState>);
+
+type ExecStream = Pin<Box<dyn Stream<Item = Result<pb::ExecutePlanResponse, Status>> + Send>>;
+
+fn sql_of(req: &pb::ExecutePlanRequest) -> String {
+    match req.plan.as_ref().and_then(|p| p.op_type.as_ref()) {
+        Some(pb::plan::OpType::Root(rel)) => match &rel.rel_type {
+            Some(pb::relation::RelType::Sql(sql)) => sql.query.clone(),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    }
+}
+
+#[tonic::async_trait]
+impl SparkConnectService for Fake {
+    type ExecutePlanStream = ExecStream;
+    type ReattachExecuteStream = ExecStream;
+
+    async fn execute_plan(&self, request: Request<pb::ExecutePlanRequest>) -> Result<Response<ExecStream>, Status> {
+        let req = request.get_ref().clone();
+        self.0.record("ExecutePlan", &req.session_id, &req.user_context, request.metadata());
+        let query = sql_of(&req);
+        let name = self.0.name.clone();
+        let op = req.operation_id.clone().unwrap_or_default();
+        if query == "error" {
+            let mut status = Status::with_details(
+                tonic::Code::InvalidArgument,
+                "[TABLE_OR_VIEW_NOT_FOUND] fake error",
+                Bytes::from_static(b"\x0a\x03abc"),
+            );
+            status.metadata_mut().insert("x-fake-trailer", "kept".parse().unwrap());
+            return Err(status);
+        }
+        if let Some(spec) = query.strip_prefix("big:") {
+            let (n, size) = spec.split_once(':').unwrap();
+            let n: usize = n.parse().unwrap();
+            let size: usize = size.parse().unwrap();
+            let state = self.0.clone();
+            let stream = futures_util::stream::unfold(0usize, move |i| {
+                let state = state.clone();
+                let name = name.clone();
+                async move {
+                    if i == n {
+                        return None;
+                    }
+                    state.produced.fetch_add(1, Ordering::SeqCst);
+                    let resp = pb::ExecutePlanResponse {
+                        server_side_session_id: name,
+                        response_id: format!("r{i}"),
+                        response_type: Some(pb::execute_plan_response::ResponseType::ArrowBatch(
+                            pb::execute_plan_response::ArrowBatch {
+                                row_count: 1,
+                                data: Bytes::from(vec![7u8; size]),
+                                start_offset: None,
+                                chunk_index: None,
+                                num_chunks_in_batch: None,
+                            },
+                        )),
+                        ..Default::default()
+                    };
+                    Some((Ok(resp), i + 1))
+                }
+            });
+            return Ok(Response::new(Box::pin(stream)));
+        }
+        let responses: Vec<Result<pb::ExecutePlanResponse, Status>> = (0..3)
+            .map(|i| {
+                Ok(pb::ExecutePlanResponse {
+                    session_id: req.session_id.clone(),
+                    server_side_session_id: name.clone(),
+                    operation_id: op.clone(),
+                    response_id: format!("r{i}"),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let mut response = Response::new(Box::pin(futures_util::stream::iter(responses)) as ExecStream);
+        response.metadata_mut().insert("x-backend", name.parse().unwrap());
+        Ok(response)
+    }
+
+    async fn analyze_plan(&self, request: Request<pb::AnalyzePlanRequest>) -> Result<Response<pb::AnalyzePlanResponse>, Status> {
+        let r = request.get_ref();
+        self.0.record("AnalyzePlan", &r.session_id, &r.user_context, request.metadata());
+        Ok(Response::new(pb::AnalyzePlanResponse {
+            session_id: r.session_id.clone(),
+            server_side_session_id: self.0.name.clone(),
+            result: None,
+        }))
+    }
+
+    async fn config(&self, request: Request<pb::ConfigRequest>) -> Result<Response<pb::ConfigResponse>, Status> {
+        let r = request.get_ref();
+        self.0.record("Config", &r.session_id, &r.user_context, request.metadata());
+        Ok(Response::new(pb::ConfigResponse {
+            session_id: r.session_id.clone(),
+            server_side_session_id: self.0.name.clone(),
+            pairs: vec![pb::KeyValue {
+                key: "backend".into(),
+                value: Some(self.0.name.clone()),
+            }],
+            warnings: vec![],
+        }))
+    }
+
+    async fn add_artifacts(&self, request: Request<Streaming<pb::AddArtifactsRequest>>) -> Result<Response<pb::AddArtifactsResponse>, Status> {
+        let metadata = request.metadata().clone();
+        let mut stream = request.into_inner();
+        let mut chunks = 0usize;
+        let mut session = String::new();
+        let mut ctx = None;
+        while let Some(msg) = stream.message().await? {
+            chunks += 1;
+            session = msg.session_id.clone();
+            ctx = msg.user_context.clone();
+        }
+        self.0.record("AddArtifacts", &session, &ctx, &metadata);
+        Ok(Response::new(pb::AddArtifactsResponse {
+            session_id: session,
+            server_side_session_id: self.0.name.clone(),
+            artifacts: (0..chunks)
+                .map(|i| pb::add_artifacts_response::ArtifactSummary {
+                    name: format!("chunk-{i}"),
+                    is_crc_successful: true,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn artifact_status(&self, request: Request<pb::ArtifactStatusesRequest>) -> Result<Response<pb::ArtifactStatusesResponse>, Status> {
+        let r = request.get_ref();
+        self.0.record("ArtifactStatus", &r.session_id, &r.user_context, request.metadata());
+        Ok(Response::new(pb::ArtifactStatusesResponse {
+            session_id: r.session_id.clone(),
+            server_side_session_id: self.0.name.clone(),
+            statuses: Default::default(),
+        }))
+    }
+
+    async fn interrupt(&self, request: Request<pb::InterruptRequest>) -> Result<Response<pb::InterruptResponse>, Status> {
+        let r = request.get_ref();
+        self.0.record("Interrupt", &r.session_id, &r.user_context, request.metadata());
+        Ok(Response::new(pb::InterruptResponse {
+            session_id: r.session_id.clone(),
+            server_side_session_id: self.0.name.clone(),
+            interrupted_ids: vec![],
+        }))
+    }
+
+    async fn reattach_execute(&self, request: Request<pb::ReattachExecuteRequest>) -> Result<Response<ExecStream>, Status> {
+        let r = request.get_ref().clone();
+        self.0.record("ReattachExecute", &r.session_id, &r.user_context, request.metadata());
+        let resp = pb::ExecutePlanResponse {
+            session_id: r.session_id.clone(),
+            server_side_session_id: self.0.name.clone(),
+            operation_id: r.operation_id.clone(),
+            ..Default::default()
+        };
+        Ok(Response::new(Box::pin(futures_util::stream::iter([Ok(resp)]))))
+    }
+
+    async fn release_execute(&self, request: Request<pb::ReleaseExecuteRequest>) -> Result<Response<pb::ReleaseExecuteResponse>, Status> {
+        let r = request.get_ref();
+        self.0.record("ReleaseExecute", &r.session_id, &r.user_context, request.metadata());
+        Ok(Response::new(pb::ReleaseExecuteResponse {
+            session_id: r.session_id.clone(),
+            server_side_session_id: self.0.name.clone(),
+            operation_id: Some(r.operation_id.clone()),
+        }))
+    }
+
+    async fn release_session(&self, request: Request<pb::ReleaseSessionRequest>) -> Result<Response<pb::ReleaseSessionResponse>, Status> {
+        let r = request.get_ref();
+        self.0.record("ReleaseSession", &r.session_id, &r.user_context, request.metadata());
+        Ok(Response::new(pb::ReleaseSessionResponse {
+            session_id: r.session_id.clone(),
+            server_side_session_id: self.0.name.clone(),
+        }))
+    }
+
+    async fn fetch_error_details(&self, request: Request<pb::FetchErrorDetailsRequest>) -> Result<Response<pb::FetchErrorDetailsResponse>, Status> {
+        let r = request.get_ref();
+        self.0.record("FetchErrorDetails", &r.session_id, &r.user_context, request.metadata());
+        Ok(Response::new(pb::FetchErrorDetailsResponse {
+            server_side_session_id: self.0.name.clone(),
+            session_id: r.session_id.clone(),
+            ..Default::default()
+        }))
+    }
+
+    async fn clone_session(&self, request: Request<pb::CloneSessionRequest>) -> Result<Response<pb::CloneSessionResponse>, Status> {
+        let r = request.get_ref();
+        self.0.record("CloneSession", &r.session_id, &r.user_context, request.metadata());
+        Ok(Response::new(pb::CloneSessionResponse {
+            session_id: r.session_id.clone(),
+            server_side_session_id: self.0.name.clone(),
+            new_session_id: r.new_session_id.clone().unwrap_or_default(),
+            new_server_side_session_id: format!("{}-clone", self.0.name),
+        }))
+    }
+
+    async fn get_status(&self, request: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let r = request.get_ref();
+        self.0.record("GetStatus", &r.session_id, &r.user_context, request.metadata());
+        Ok(Response::new(pb::GetStatusResponse {
+            session_id: r.session_id.clone(),
+            server_side_session_id: self.0.name.clone(),
+            ..Default::default()
+        }))
+    }
+}
+
+/// Starts a fake backend on a free port.
+pub async fn spawn_backend(name: &str) -> (SocketAddr, Arc<FakeState>) {
+    let state = Arc::new(FakeState {
+        name: name.into(),
+        ..Default::default()
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let svc = SparkConnectServiceServer::new(Fake(state.clone()))
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
+    tokio::spawn(
+        Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    (addr, state)
+}
+
+/// A port nothing listens on.
+pub async fn dead_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Builds a router over the given `host:port` endpoints.
+pub async fn router(endpoints: &[String], policy: Arc<dyn sc_backend_api::LoadPolicy>, settings: RouterSettings) -> Router {
+    let spec = PredefinedSpec {
+        endpoints: endpoints
+            .iter()
+            .map(|u| EndpointSpec {
+                url: u.clone(),
+                id: None,
+                ca_file: None,
+                server_name: None,
+            })
+            .collect(),
+    };
+    Router::builder()
+        .provider(Arc::new(PredefinedProvider::new("fake", &spec).unwrap()))
+        .policy(policy)
+        .settings(settings)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Serves the router on a free port.
+pub async fn spawn_proxy(router: &Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        Server::builder()
+            .add_service(router.service())
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    addr
+}
+
+pub type Client = pb::spark_connect_service_client::SparkConnectServiceClient<Channel>;
+
+pub async fn client(addr: SocketAddr) -> Client {
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    Client::new(channel)
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX)
+}
+
+pub fn ctx(user: &str) -> Option<pb::UserContext> {
+    Some(pb::UserContext {
+        user_id: user.into(),
+        user_name: user.into(),
+        extensions: vec![],
+    })
+}
+
+pub fn config_req(session: &str, user: &str) -> pb::ConfigRequest {
+    pb::ConfigRequest {
+        session_id: session.into(),
+        user_context: ctx(user),
+        operation: Some(pb::config_request::Operation {
+            op_type: Some(pb::config_request::operation::OpType::GetAll(
+                pb::config_request::GetAll { prefix: None },
+            )),
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn sql_plan(query: &str) -> Option<pb::Plan> {
+    Some(pb::Plan {
+        op_type: Some(pb::plan::OpType::Root(pb::Relation {
+            common: None,
+            rel_type: Some(pb::relation::RelType::Sql(pb::Sql {
+                query: query.into(),
+                ..Default::default()
+            })),
+        })),
+    })
+}
+
+pub fn execute_req(session: &str, user: &str, op: &str, query: &str) -> pb::ExecutePlanRequest {
+    pb::ExecutePlanRequest {
+        session_id: session.into(),
+        user_context: ctx(user),
+        operation_id: Some(op.into()),
+        plan: sql_plan(query),
+        ..Default::default()
+    }
+}
+
+/// Which fake answered a Config call (the fake puts its name in the response).
+pub async fn backend_of(client: &mut Client, session: &str, user: &str) -> String {
+    let resp = client.config(config_req(session, user)).await.unwrap().into_inner();
+    resp.server_side_session_id
+}
