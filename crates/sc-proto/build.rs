@@ -6,8 +6,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let root = manifest.join("../../proto");
     let files = [
-        "base", "catalog", "commands", "common", "expressions", "ml", "ml_common", "pipelines",
-        "relations", "types",
+        "base",
+        "catalog",
+        "commands",
+        "common",
+        "expressions",
+        "ml",
+        "ml_common",
+        "pipelines",
+        "relations",
+        "types",
     ]
     .map(|name| root.join(format!("spark/connect/{name}.proto")));
     for file in &files {

@@ -36,7 +36,9 @@ fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| config.log_level.as_str().to_owned());
     let filter = EnvFilter::try_new(format!("{level},h2=warn,hyper=warn,tower=warn"))
-        .with_context(|| format!("--log-level '{level}' is not a valid level (trace, debug, info, warn, error)"))?;
+        .with_context(|| {
+            format!("--log-level '{level}' is not a valid level (trace, debug, info, warn, error)")
+        })?;
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

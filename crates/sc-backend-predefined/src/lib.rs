@@ -121,7 +121,11 @@ pub fn parse_endpoint(url: &str) -> Result<Uri, String> {
     let uri: Uri = with_scheme.parse().map_err(|e| format!("{e}"))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
-        Some(other) => return Err(format!("scheme '{other}' is not supported (use http or https)")),
+        Some(other) => {
+            return Err(format!(
+                "scheme '{other}' is not supported (use http or https)"
+            ));
+        }
         None => return Err("it has no scheme".into()),
     }
     let Some(authority) = uri.authority() else {
@@ -168,23 +172,42 @@ mod tests {
 
     #[tokio::test]
     async fn lists_backends_in_order_with_default_ids() {
-        let p = PredefinedProvider::new("manual", &spec(&["localhost:15002", "http://10.0.0.2:15003", "sc://h:1/;x=y"])).unwrap();
+        let p = PredefinedProvider::new(
+            "manual",
+            &spec(&["localhost:15002", "http://10.0.0.2:15003", "sc://h:1/;x=y"]),
+        )
+        .unwrap();
         let list = p.list().await.unwrap();
         let ids: Vec<_> = list.iter().map(|b| b.id.to_string()).collect();
         assert_eq!(ids, ["backend-0", "backend-1", "backend-2"]);
         assert_eq!(list[0].endpoint.to_string(), "http://localhost:15002/");
         assert_eq!(list[2].endpoint.to_string(), "http://h:1/");
         assert!(p.start(&Default::default()).await.is_err());
-        assert_eq!(p.get(&BackendId::new("backend-1")).await.unwrap().unwrap().endpoint.port_u16(), Some(15003));
+        assert_eq!(
+            p.get(&BackendId::new("backend-1"))
+                .await
+                .unwrap()
+                .unwrap()
+                .endpoint
+                .port_u16(),
+            Some(15003)
+        );
     }
 
     #[test]
     fn rejects_bad_endpoints_naming_the_entry() {
         for bad in ["", "localhost", "ftp://x:1", "http://:99", "a b:1"] {
-            let err = PredefinedProvider::new("p", &spec(&["localhost:1", bad])).unwrap_err().to_string();
+            let err = PredefinedProvider::new("p", &spec(&["localhost:1", bad]))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("spec.endpoints[1].url"), "{bad}: {err}");
         }
-        assert!(PredefinedProvider::new("p", &spec(&[])).unwrap_err().to_string().contains("empty"));
+        assert!(
+            PredefinedProvider::new("p", &spec(&[]))
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
     }
 
     #[test]
@@ -192,15 +215,24 @@ mod tests {
         let mut s = spec(&["https://spark:443", "localhost:2"]);
         s.endpoints[0].server_name = Some("spark.internal".into());
         let p = PredefinedProvider::new("p", &s).unwrap();
-        assert_eq!(p.backends()[0].tls.as_ref().unwrap().server_name.as_deref(), Some("spark.internal"));
+        assert_eq!(
+            p.backends()[0].tls.as_ref().unwrap().server_name.as_deref(),
+            Some("spark.internal")
+        );
         assert!(p.backends()[1].tls.is_none());
         s.endpoints[1].id = Some("backend-0".into());
-        assert!(PredefinedProvider::new("p", &s).unwrap_err().to_string().contains("used twice"));
+        assert!(
+            PredefinedProvider::new("p", &s)
+                .unwrap_err()
+                .to_string()
+                .contains("used twice")
+        );
     }
 
     #[test]
     fn spec_rejects_unknown_keys() {
-        let err = serde_json::from_str::<PredefinedSpec>(r#"{"endpoints":[{"uri":"x:1"}]}"#).unwrap_err();
+        let err =
+            serde_json::from_str::<PredefinedSpec>(r#"{"endpoints":[{"uri":"x:1"}]}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `uri`"), "{err}");
     }
 }

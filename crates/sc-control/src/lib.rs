@@ -144,7 +144,10 @@ fn rfc3339(ms: u64) -> String {
 impl ControlState {
     fn view(&self, info: SessionInfo, headers: &HeaderMap) -> SessionView {
         let connection_string = (info.kind == sc_router::SessionKind::Control).then(|| {
-            let host = self.public_host.clone().unwrap_or_else(|| request_host(headers));
+            let host = self
+                .public_host
+                .clone()
+                .unwrap_or_else(|| request_host(headers));
             let tls = if self.grpc_tls { ";use_ssl=true" } else { "" };
             format!(
                 "sc://{host}:{}/;{}={}{tls}",
@@ -317,11 +320,22 @@ mod tests {
     fn host_header_parsing() {
         let mut h = HeaderMap::new();
         assert_eq!(request_host(&h), "localhost");
-        h.insert(header::HOST, "example.com:8081".parse().unwrap_or_else(|_| unreachable!()));
+        h.insert(
+            header::HOST,
+            "example.com:8081"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
         assert_eq!(request_host(&h), "example.com");
-        h.insert(header::HOST, "[::1]:8081".parse().unwrap_or_else(|_| unreachable!()));
+        h.insert(
+            header::HOST,
+            "[::1]:8081".parse().unwrap_or_else(|_| unreachable!()),
+        );
         assert_eq!(request_host(&h), "[::1]");
-        h.insert(header::HOST, "[::1]".parse().unwrap_or_else(|_| unreachable!()));
+        h.insert(
+            header::HOST,
+            "[::1]".parse().unwrap_or_else(|_| unreachable!()),
+        );
         assert_eq!(request_host(&h), "[::1]");
     }
 }

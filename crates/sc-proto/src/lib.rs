@@ -18,7 +18,13 @@ pub use method::RpcMethod;
 
 /// Generated code, quarantined: nothing hand-written lives here.
 mod generated {
-    #![allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic, rust_2018_idioms)]
+    #![allow(
+        missing_docs,
+        unreachable_pub,
+        clippy::all,
+        clippy::pedantic,
+        rust_2018_idioms
+    )]
     #[rustfmt::skip]
     pub mod spark_connect {
         include!(concat!(env!("OUT_DIR"), "/spark.connect.rs"));

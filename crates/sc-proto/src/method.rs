@@ -155,7 +155,10 @@ mod tests {
             Some(RpcMethod::Other)
         );
         assert_eq!(RpcMethod::from_path("/grpc.health.v1.Health/Check"), None);
-        assert_eq!(RpcMethod::from_path("/spark.connect.SparkConnectServiceX/Config"), None);
+        assert_eq!(
+            RpcMethod::from_path("/spark.connect.SparkConnectServiceX/Config"),
+            None
+        );
         assert_eq!(RpcMethod::from_path(""), None);
     }
 }

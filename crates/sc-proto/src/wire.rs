@@ -43,7 +43,9 @@ pub enum WireError {
         field: u32,
     },
     /// A field the router needs has the wrong wire type (e.g. a number where a string belongs).
-    #[error("protobuf field {field} has wire type {wire_type} where a length-delimited value belongs")]
+    #[error(
+        "protobuf field {field} has wire type {wire_type} where a length-delimited value belongs"
+    )]
     UnexpectedType {
         /// The field number.
         field: u32,
@@ -130,9 +132,7 @@ impl<'a> Fields<'a> {
             return Err(WireError::ZeroField);
         }
         let value = match wire_type {
-            0 => FieldValue::Varint(
-                read_varint(&mut self.rest).map_err(|e| with_field(e, field))?,
-            ),
+            0 => FieldValue::Varint(read_varint(&mut self.rest).map_err(|e| with_field(e, field))?),
             1 => {
                 let b = take(&mut self.rest, 8, field)?;
                 let mut a = [0u8; 8];
@@ -218,7 +218,10 @@ fn non_empty(s: &str) -> Option<&str> {
 ///
 /// Only the top level and `user_context` are walked; a field that occurs twice takes its last value,
 /// as protobuf prescribes for singular fields.
-pub fn read_request_fields(method: RpcMethod, message: &[u8]) -> Result<RequestFields<'_>, WireError> {
+pub fn read_request_fields(
+    method: RpcMethod,
+    message: &[u8],
+) -> Result<RequestFields<'_>, WireError> {
     let op_field = method.operation_id_field();
     let new_session_field = method.new_session_id_field();
     let mut out = RequestFields::default();
@@ -263,7 +266,10 @@ pub fn read_string_field(message: &[u8], wanted: u32) -> Result<Option<&str>, Wi
 }
 
 /// Reads `server_side_session_id` from an encoded response message of `method`.
-pub fn read_server_side_session_id(method: RpcMethod, message: &[u8]) -> Result<Option<&str>, WireError> {
+pub fn read_server_side_session_id(
+    method: RpcMethod,
+    message: &[u8],
+) -> Result<Option<&str>, WireError> {
     match method.response_server_side_session_id_field() {
         Some(field) => read_string_field(message, field),
         None => Ok(None),
@@ -526,15 +532,26 @@ mod tests {
     #[test]
     fn malformed_input_is_rejected() {
         // Field 0.
-        assert_eq!(read_request_fields(RpcMethod::Config, &[0x00, 0x01]), Err(WireError::ZeroField));
+        assert_eq!(
+            read_request_fields(RpcMethod::Config, &[0x00, 0x01]),
+            Err(WireError::ZeroField)
+        );
         // Group wire type (3).
         assert!(matches!(
             read_request_fields(RpcMethod::Config, &[0x0b]),
-            Err(WireError::BadWireType { field: 1, wire_type: 3 })
+            Err(WireError::BadWireType {
+                field: 1,
+                wire_type: 3
+            })
         ));
         // Eleven-byte varint.
         assert_eq!(
-            read_request_fields(RpcMethod::Config, &[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+            read_request_fields(
+                RpcMethod::Config,
+                &[
+                    0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+                ]
+            ),
             Err(WireError::BadVarint)
         );
         // Length past the end.
@@ -553,9 +570,14 @@ mod tests {
             Err(WireError::UnexpectedType { field: 1, .. })
         ));
         // Huge length varint.
-        assert!(read_request_fields(RpcMethod::Config, &[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        assert!(
+            read_request_fields(RpcMethod::Config, &[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err()
+        );
         // Empty message: nothing set, not an error.
-        assert_eq!(read_request_fields(RpcMethod::Config, &[]), Ok(RequestFields::default()));
+        assert_eq!(
+            read_request_fields(RpcMethod::Config, &[]),
+            Ok(RequestFields::default())
+        );
     }
 
     #[test]
@@ -573,10 +595,21 @@ mod tests {
         assert_eq!(frame_header(&[0, 0, 0]).unwrap(), None);
         assert_eq!(
             frame_header(&[0, 0, 0, 1, 2, 9]).unwrap(),
-            Some(FrameHeader { compressed: false, len: 258 })
+            Some(FrameHeader {
+                compressed: false,
+                len: 258
+            })
         );
-        assert_eq!(frame_header(&[1, 0, 0, 0, 0]).unwrap().map(|h| h.compressed), Some(true));
-        assert_eq!(frame_header(&[7, 0, 0, 0, 0]), Err(WireError::BadCompressionFlag(7)));
+        assert_eq!(
+            frame_header(&[1, 0, 0, 0, 0])
+                .unwrap()
+                .map(|h| h.compressed),
+            Some(true)
+        );
+        assert_eq!(
+            frame_header(&[7, 0, 0, 0, 0]),
+            Err(WireError::BadCompressionFlag(7))
+        );
         assert_eq!(encode_frame_header(258), [0, 0, 0, 1, 2]);
     }
 }

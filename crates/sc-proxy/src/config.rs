@@ -447,7 +447,11 @@ server:
 
     #[test]
     fn unknown_keys_and_bad_values_name_the_key() {
-        assert!(err("serverr: {}").contains("serverr"), "{}", err("serverr: {}"));
+        assert!(
+            err("serverr: {}").contains("serverr"),
+            "{}",
+            err("serverr: {}")
+        );
         let e = err("server:\n  listen: x");
         assert!(e.contains("listen"), "{e}");
         let e = err("load_policy:\n  type: FASTEST");
@@ -458,7 +462,9 @@ server:
         assert!(e.contains("required"), "{e}");
         let e = err("server:\n  listen_addr: nowhere");
         assert!(e.contains("server.listen_addr"), "{e}");
-        let e = err("backend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: 'localhost'");
+        let e = err(
+            "backend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: 'localhost'",
+        );
         assert!(e.contains("spec.endpoints[0].url"), "{e}");
         let e = err("backend_provider:\n  type: PREDEFINED\n  spec:\n    endpointz: []");
         assert!(e.contains("endpointz"), "{e}");
@@ -473,6 +479,7 @@ server:
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn environment_overrides_the_file_and_ignores_unrelated_variables() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.yaml");

@@ -50,11 +50,13 @@ pub struct Proxy {
 }
 
 async fn bind(key: &'static str, addr: &str) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind {
-        key,
-        addr: addr.to_owned(),
-        source,
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            key,
+            addr: addr.to_owned(),
+            source,
+        })
 }
 
 impl Proxy {
@@ -94,7 +96,10 @@ impl Proxy {
 
     /// Serves until `shutdown` completes, then stops accepting and lets running calls finish for
     /// up to `server.shutdown_grace`.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
         let Proxy {
             config,
             router,
@@ -117,10 +122,13 @@ impl Proxy {
         let tls = &config.server.tls;
         if tls.enabled {
             let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) else {
-                return Err(ServeError::Tls("server.tls.cert_file and server.tls.key_file are required".into()));
+                return Err(ServeError::Tls(
+                    "server.tls.cert_file and server.tls.key_file are required".into(),
+                ));
             };
             let read = |p: &std::path::Path| {
-                std::fs::read(p).map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", p.display())))
+                std::fs::read(p)
+                    .map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", p.display())))
             };
             let identity = Identity::from_pem(read(cert)?, read(key)?);
             builder = builder

@@ -33,7 +33,11 @@ impl BackendHandle {
         let channel = connect_lazy(&backend, settings)?;
         Ok(BackendHandle {
             metrics: metrics.backend(&backend.id),
-            endpoint_text: backend.endpoint.to_string().trim_end_matches('/').to_owned(),
+            endpoint_text: backend
+                .endpoint
+                .to_string()
+                .trim_end_matches('/')
+                .to_owned(),
             backend,
             provider,
             channel,
@@ -79,9 +83,8 @@ fn connect_lazy(backend: &Backend, s: &RouterSettings) -> Result<Channel, Router
         let mut config = ClientTlsConfig::new();
         config = match &tls.ca_file {
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    invalid(format!("cannot read CA file {}: {e}", path.display()))
-                })?;
+                let pem = std::fs::read(path)
+                    .map_err(|e| invalid(format!("cannot read CA file {}: {e}", path.display())))?;
                 config.ca_certificate(Certificate::from_pem(pem))
             }
             None => config.with_native_roots(),
@@ -128,7 +131,11 @@ impl BackendPool {
         Ok(())
     }
 
-    pub(crate) fn add(&self, backend: Backend, provider: usize) -> Result<Arc<BackendHandle>, RouterError> {
+    pub(crate) fn add(
+        &self,
+        backend: Backend,
+        provider: usize,
+    ) -> Result<Arc<BackendHandle>, RouterError> {
         let mut guard = self
             .backends
             .write()
@@ -136,7 +143,12 @@ impl BackendPool {
         if let Some(existing) = guard.iter().find(|b| b.backend.id == backend.id) {
             return Ok(existing.clone());
         }
-        let handle = Arc::new(BackendHandle::new(backend, provider, &self.settings, &self.metrics)?);
+        let handle = Arc::new(BackendHandle::new(
+            backend,
+            provider,
+            &self.settings,
+            &self.metrics,
+        )?);
         let mut next = Vec::clone(&guard);
         next.push(handle.clone());
         *guard = Arc::new(next);

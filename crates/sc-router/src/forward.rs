@@ -64,7 +64,9 @@ pub(crate) async fn read_head(body: &mut Body, limit: usize) -> Result<Head, Rou
             }
         }
         if trailers.is_some() {
-            return Err(RouterError::Truncated("ended before its first message was complete"));
+            return Err(RouterError::Truncated(
+                "ended before its first message was complete",
+            ));
         }
         match body.frame().await {
             None => {
@@ -123,11 +125,13 @@ pub(crate) fn readable<'a>(
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
         }),
         Ok(_) => Ok(scratch),
-        Err(e) => Err(RouterError::Truncated(if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            "holds a truncated compressed message"
-        } else {
-            "holds a compressed message that does not inflate"
-        })),
+        Err(e) => Err(RouterError::Truncated(
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                "holds a truncated compressed message"
+            } else {
+                "holds a compressed message that does not inflate"
+            },
+        )),
     }
 }
 
@@ -170,10 +174,10 @@ impl HttpBody for Upstream {
             return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
         }
         let polled = this.rest.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                this.bytes.inc_by(data.len() as u64);
-            }
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            this.bytes.inc_by(data.len() as u64);
         }
         polled
     }

@@ -183,7 +183,10 @@ impl Router {
     }
 
     /// Creates a control-plane session: picks its backend now, so its calls carry only the id.
-    pub async fn create_session(&self, user_id: Option<String>) -> Result<SessionInfo, RouterError> {
+    pub async fn create_session(
+        &self,
+        user_id: Option<String>,
+    ) -> Result<SessionInfo, RouterError> {
         let backend = self
             .inner
             .place(&StartRequest {
@@ -273,16 +276,18 @@ impl Inner {
         let backends = self.pool.snapshot();
         let decision = self.policy.choose(&BackendPool::loads(&backends));
         match decision {
-            Placement::Existing(id) => backends
-                .iter()
-                .find(|b| b.id() == &id)
-                .cloned()
-                .ok_or_else(|| {
-                    RouterError::NoCapacity(format!(
-                        "the {} policy chose backend '{id}', which does not exist",
-                        self.policy.name()
-                    ))
-                }),
+            Placement::Existing(id) => {
+                backends
+                    .iter()
+                    .find(|b| b.id() == &id)
+                    .cloned()
+                    .ok_or_else(|| {
+                        RouterError::NoCapacity(format!(
+                            "the {} policy chose backend '{id}', which does not exist",
+                            self.policy.name()
+                        ))
+                    })
+            }
             Placement::Exhausted(why) => Err(RouterError::NoCapacity(why)),
             Placement::StartNew => {
                 let mut failure = None;
@@ -309,7 +314,12 @@ impl Inner {
     }
 
     /// Sends ReleaseSession for one Spark session to a backend; failures are logged, not fatal.
-    async fn release_on_backend(&self, backend: &BackendHandle, user_id: String, session_id: String) {
+    async fn release_on_backend(
+        &self,
+        backend: &BackendHandle,
+        user_id: String,
+        session_id: String,
+    ) {
         let mut client = pb::spark_connect_service_client::SparkConnectServiceClient::new(
             backend.channel.clone(),
         );
@@ -324,7 +334,9 @@ impl Inner {
         };
         let size = request.encoded_len();
         match client.release_session(request).await {
-            Ok(_) => info!(%session_id, backend = %backend.id(), size, "session released on backend"),
+            Ok(_) => {
+                info!(%session_id, backend = %backend.id(), size, "session released on backend")
+            }
             Err(status) => {
                 warn!(%session_id, backend = %backend.id(), code = ?status.code(), message = status.message(), "releasing session on backend failed")
             }

@@ -94,7 +94,11 @@ impl Metrics {
             "Spark Connect calls the proxy answered itself without reaching a backend, by method and code",
             rejected.clone(),
         );
-        registry.register("sessions", "Sessions bound to each backend", sessions.clone());
+        registry.register(
+            "sessions",
+            "Sessions bound to each backend",
+            sessions.clone(),
+        );
         registry.register(
             "active_streams",
             "Calls in flight to each backend",
@@ -137,7 +141,12 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn call_finished(&self, method: &'static str, code: &'static str, backend: &BackendLabel) {
+    pub(crate) fn call_finished(
+        &self,
+        method: &'static str,
+        code: &'static str,
+        backend: &BackendLabel,
+    ) {
         self.calls
             .get_or_create(&CallLabels {
                 method,
@@ -148,7 +157,9 @@ impl Metrics {
     }
 
     pub(crate) fn call_rejected(&self, method: &'static str, code: &'static str) {
-        self.rejected.get_or_create(&RejectLabels { method, code }).inc();
+        self.rejected
+            .get_or_create(&RejectLabels { method, code })
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -105,7 +105,12 @@ fn none_available(backends: &[BackendLoad<'_>]) -> Placement {
 }
 
 /// The built-in policy names, as accepted in configuration.
-pub const POLICY_NAMES: [&str; 4] = ["ROUND_ROBIN", "ONE_TO_ONE", "MAX_SESSIONS", "LEAST_SESSIONS"];
+pub const POLICY_NAMES: [&str; 4] = [
+    "ROUND_ROBIN",
+    "ONE_TO_ONE",
+    "MAX_SESSIONS",
+    "LEAST_SESSIONS",
+];
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -117,7 +122,11 @@ mod tests {
         (0..n).map(|i| BackendId::new(format!("b{i}"))).collect()
     }
 
-    fn loads<'a>(ids: &'a [BackendId], sessions: &[usize], available: &[bool]) -> Vec<BackendLoad<'a>> {
+    fn loads<'a>(
+        ids: &'a [BackendId],
+        sessions: &[usize],
+        available: &[bool],
+    ) -> Vec<BackendLoad<'a>> {
         ids.iter()
             .enumerate()
             .map(|(i, id)| BackendLoad {
@@ -152,8 +161,14 @@ mod tests {
         let ids = ids(2);
         let p = OneToOne;
         assert_eq!(picked(p.choose(&loads(&ids, &[1, 0], &[true, true]))), "b1");
-        assert_eq!(p.choose(&loads(&ids, &[1, 1], &[true, true])), Placement::StartNew);
-        assert_eq!(p.choose(&loads(&ids, &[1, 0], &[true, false])), Placement::StartNew);
+        assert_eq!(
+            p.choose(&loads(&ids, &[1, 1], &[true, true])),
+            Placement::StartNew
+        );
+        assert_eq!(
+            p.choose(&loads(&ids, &[1, 0], &[true, false])),
+            Placement::StartNew
+        );
     }
 
     #[test]
@@ -162,15 +177,27 @@ mod tests {
         let p = MaxSessions::new(2);
         assert_eq!(picked(p.choose(&loads(&ids, &[1, 0], &[true, true]))), "b1");
         assert_eq!(picked(p.choose(&loads(&ids, &[1, 1], &[true, true]))), "b0");
-        assert_eq!(p.choose(&loads(&ids, &[2, 2], &[true, true])), Placement::StartNew);
-        assert_eq!(p.choose(&loads(&ids, &[0, 0], &[false, false])), Placement::StartNew);
+        assert_eq!(
+            p.choose(&loads(&ids, &[2, 2], &[true, true])),
+            Placement::StartNew
+        );
+        assert_eq!(
+            p.choose(&loads(&ids, &[0, 0], &[false, false])),
+            Placement::StartNew
+        );
     }
 
     #[test]
     fn least_sessions_prefers_fewest_then_order() {
         let ids = ids(3);
         let p = LeastSessions;
-        assert_eq!(picked(p.choose(&loads(&ids, &[3, 1, 1], &[true, true, true]))), "b1");
-        assert_eq!(picked(p.choose(&loads(&ids, &[3, 1, 0], &[true, true, false]))), "b1");
+        assert_eq!(
+            picked(p.choose(&loads(&ids, &[3, 1, 1], &[true, true, true]))),
+            "b1"
+        );
+        assert_eq!(
+            picked(p.choose(&loads(&ids, &[3, 1, 0], &[true, true, false]))),
+            "b1"
+        );
     }
 }

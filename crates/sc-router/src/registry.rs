@@ -50,7 +50,12 @@ fn now_ms() -> u64 {
 }
 
 impl Session {
-    pub(crate) fn new(id: String, kind: SessionKind, user_id: Option<String>, backend: Arc<BackendHandle>) -> Self {
+    pub(crate) fn new(
+        id: String,
+        kind: SessionKind,
+        user_id: Option<String>,
+        backend: Arc<BackendHandle>,
+    ) -> Self {
         Session {
             id,
             kind,
@@ -202,7 +207,8 @@ impl Registry {
 
     pub(crate) fn add_operation(&self, operation_id: &str, session: &Arc<Session>) {
         if !self.operations.contains_key(operation_id) {
-            self.operations.insert(operation_id.to_owned(), session.clone());
+            self.operations
+                .insert(operation_id.to_owned(), session.clone());
         }
     }
 

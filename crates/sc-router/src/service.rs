@@ -108,8 +108,12 @@ impl Inner {
         let (mut parts, mut body) = request.into_parts();
         let head = forward::read_head(&mut body, self.settings.max_message_size).await?;
         let mut scratch = Vec::new();
-        let message =
-            forward::readable(&head, &parts.headers, self.settings.max_message_size, &mut scratch)?;
+        let message = forward::readable(
+            &head,
+            &parts.headers,
+            self.settings.max_message_size,
+            &mut scratch,
+        )?;
         let fields = wire::read_request_fields(method, message)?;
 
         let session = match self.find_session(method, &parts.headers, &fields).await? {
@@ -178,7 +182,10 @@ impl Inner {
             }
             return Ok(Target::Session(session));
         }
-        if let Some(session) = fields.operation_id.and_then(|op| self.registry.operation(op)) {
+        if let Some(session) = fields
+            .operation_id
+            .and_then(|op| self.registry.operation(op))
+        {
             if session.user_id.as_deref() != fields.user_id {
                 return Err(RouterError::PermissionDenied);
             }
@@ -297,13 +304,15 @@ impl Observer for CallEnd {
         backend.metrics.active_streams.dec();
         self.session.call_finished();
         let code = code.unwrap_or(tonic::Code::Cancelled as i32);
-        self.inner
-            .metrics
-            .call_finished(self.method.name(), code_name(code), &backend.metrics.label);
-        if code == 0 {
-            if let Some(key) = self.release.take() {
-                self.inner.released(&self.session, &key);
-            }
+        self.inner.metrics.call_finished(
+            self.method.name(),
+            code_name(code),
+            &backend.metrics.label,
+        );
+        if code == 0
+            && let Some(key) = self.release.take()
+        {
+            self.inner.released(&self.session, &key);
         }
     }
 }

@@ -25,19 +25,28 @@ async fn two_backends() -> (Vec<String>, Vec<Arc<FakeState>>) {
 
 fn with_session_header<T>(msg: T, id: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
-    r.metadata_mut().insert("x-spark-connect-session-id", id.parse().unwrap());
+    r.metadata_mut()
+        .insert("x-spark-connect-session-id", id.parse().unwrap());
     r
 }
 
 #[tokio::test]
 async fn header_less_sessions_bind_round_robin_and_stick() {
     let (eps, _) = two_backends().await;
-    let router = router(&eps, Arc::new(RoundRobin::default()), RouterSettings::default()).await;
+    let router = router(
+        &eps,
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
     let mut c = client(spawn_proxy(&router).await).await;
 
     let first = backend_of(&mut c, "s1", "alice").await;
     let second = backend_of(&mut c, "s2", "bob").await;
-    assert_ne!(first, second, "two sessions under ROUND_ROBIN land on different backends");
+    assert_ne!(
+        first, second,
+        "two sessions under ROUND_ROBIN land on different backends"
+    );
     for _ in 0..5 {
         assert_eq!(backend_of(&mut c, "s1", "alice").await, first, "sticky");
         assert_eq!(backend_of(&mut c, "s2", "bob").await, second, "sticky");
@@ -50,7 +59,12 @@ async fn header_less_sessions_bind_round_robin_and_stick() {
 #[tokio::test]
 async fn control_sessions_route_by_header_and_unknown_ids_are_not_found() {
     let (eps, states) = two_backends().await;
-    let router = router(&eps, Arc::new(RoundRobin::default()), RouterSettings::default()).await;
+    let router = router(
+        &eps,
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
     let mut c = client(spawn_proxy(&router).await).await;
     let s1 = router.create_session(None).await.unwrap();
     let s2 = router.create_session(None).await.unwrap();
@@ -62,41 +76,76 @@ async fn control_sessions_route_by_header_and_unknown_ids_are_not_found() {
             .config(with_session_header(config_req(spark_session, "u"), &s2.id))
             .await
             .unwrap();
-        assert_eq!(resp.get_ref().server_side_session_id, if s2.backend == "backend-0" { "fake-a" } else { "fake-b" });
+        assert_eq!(
+            resp.get_ref().server_side_session_id,
+            if s2.backend == "backend-0" {
+                "fake-a"
+            } else {
+                "fake-b"
+            }
+        );
     }
     // The proxy-only header is not forwarded; other metadata is.
     let mut req = with_session_header(config_req("x", "u"), &s1.id);
-    req.metadata_mut().insert("x-custom", "kept".parse().unwrap());
+    req.metadata_mut()
+        .insert("x-custom", "kept".parse().unwrap());
     c.config(req).await.unwrap();
     let seen: Vec<_> = states.iter().flat_map(|s| s.seen()).collect();
-    let last = seen.iter().find(|s| s.metadata.get("x-custom").is_some()).expect("custom metadata reached the backend");
+    let last = seen
+        .iter()
+        .find(|s| s.metadata.get("x-custom").is_some())
+        .expect("custom metadata reached the backend");
     assert_eq!(last.metadata.get("x-custom").unwrap(), "kept");
-    assert!(seen.iter().all(|s| s.metadata.get("x-spark-connect-session-id").is_none()));
+    assert!(
+        seen.iter()
+            .all(|s| s.metadata.get("x-spark-connect-session-id").is_none())
+    );
 
     let err = c
         .config(with_session_header(config_req("x", "u"), "no-such-session"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    assert!(err.message().contains("POST /control/sessions"), "{}", err.message());
+    assert!(
+        err.message().contains("POST /control/sessions"),
+        "{}",
+        err.message()
+    );
 
     // Closing releases every Spark session its clients used, on its backend.
     let before: usize = states.iter().map(|s| s.count("ReleaseSession")).sum();
     router.close_session(&s2.id).await.unwrap();
     let after: usize = states.iter().map(|s| s.count("ReleaseSession")).sum();
     assert_eq!(after - before, 3);
-    let err = c.config(with_session_header(config_req("x", "u"), &s2.id)).await.unwrap_err();
+    let err = c
+        .config(with_session_header(config_req("x", "u"), &s2.id))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
 
 #[tokio::test]
 async fn streams_statuses_details_and_trailers_pass_unchanged() {
     let (eps, _) = two_backends().await;
-    let router = router(&eps, Arc::new(RoundRobin::default()), RouterSettings::default()).await;
+    let router = router(
+        &eps,
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
     let mut c = client(spawn_proxy(&router).await).await;
 
-    let resp = c.execute_plan(execute_req("s", "u", "op-1", "select 1")).await.unwrap();
-    let backend = resp.metadata().get("x-backend").unwrap().to_str().unwrap().to_owned();
+    let resp = c
+        .execute_plan(execute_req("s", "u", "op-1", "select 1"))
+        .await
+        .unwrap();
+    let backend = resp
+        .metadata()
+        .get("x-backend")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     let mut stream = resp.into_inner();
     let mut n = 0;
     while let Some(msg) = stream.message().await.unwrap() {
@@ -106,89 +155,225 @@ async fn streams_statuses_details_and_trailers_pass_unchanged() {
     }
     assert_eq!(n, 3);
 
-    let err = c.execute_plan(execute_req("s", "u", "op-2", "error")).await.unwrap_err();
+    let err = c
+        .execute_plan(execute_req("s", "u", "op-2", "error"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(err.message(), "[TABLE_OR_VIEW_NOT_FOUND] fake error");
     assert_eq!(err.details(), b"\x0a\x03abc");
     assert_eq!(err.metadata().get("x-fake-trailer").unwrap(), "kept");
 
     let metrics = router.metrics().encode();
-    assert!(metrics.contains("sc_proxy_calls_total{method=\"ExecutePlan\",code=\"OK\""), "{metrics}");
+    assert!(
+        metrics.contains("sc_proxy_calls_total{method=\"ExecutePlan\",code=\"OK\""),
+        "{metrics}"
+    );
     assert!(metrics.contains("code=\"INVALID_ARGUMENT\""), "{metrics}");
-    assert!(metrics.contains("sc_proxy_bytes_total{direction=\"to_client\""), "{metrics}");
+    assert!(
+        metrics.contains("sc_proxy_bytes_total{direction=\"to_client\""),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn all_twelve_methods_and_unknown_ones_are_forwarded() {
     let (eps, states) = two_backends().await;
-    let router = router(&eps, Arc::new(RoundRobin::default()), RouterSettings::default()).await;
+    let router = router(
+        &eps,
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
     let mut c = client(spawn_proxy(&router).await).await;
     let (s, u) = ("sess", "user");
     let backend = backend_of(&mut c, s, u).await;
     let state = states.iter().find(|st| st.name == backend).unwrap().clone();
 
-    c.execute_plan(execute_req(s, u, "op", "select 1")).await.unwrap();
-    c.analyze_plan(pb::AnalyzePlanRequest { session_id: s.into(), user_context: ctx(u), ..Default::default() }).await.unwrap();
+    c.execute_plan(execute_req(s, u, "op", "select 1"))
+        .await
+        .unwrap();
+    c.analyze_plan(pb::AnalyzePlanRequest {
+        session_id: s.into(),
+        user_context: ctx(u),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let chunks: Vec<_> = (0..4)
-        .map(|_| pb::AddArtifactsRequest { session_id: s.into(), user_context: ctx(u), ..Default::default() })
+        .map(|_| pb::AddArtifactsRequest {
+            session_id: s.into(),
+            user_context: ctx(u),
+            ..Default::default()
+        })
         .collect();
-    let added = c.add_artifacts(futures_util::stream::iter(chunks)).await.unwrap();
-    assert_eq!(added.get_ref().artifacts.len(), 4, "every chunk of the client stream arrived");
-    c.artifact_status(pb::ArtifactStatusesRequest { session_id: s.into(), user_context: ctx(u), ..Default::default() }).await.unwrap();
-    c.interrupt(pb::InterruptRequest { session_id: s.into(), user_context: ctx(u), ..Default::default() }).await.unwrap();
-    c.reattach_execute(pb::ReattachExecuteRequest { session_id: s.into(), user_context: ctx(u), operation_id: "op".into(), ..Default::default() }).await.unwrap();
-    c.release_execute(pb::ReleaseExecuteRequest { session_id: s.into(), user_context: ctx(u), operation_id: "op".into(), ..Default::default() }).await.unwrap();
-    c.fetch_error_details(pb::FetchErrorDetailsRequest { session_id: s.into(), user_context: ctx(u), ..Default::default() }).await.unwrap();
-    c.get_status(pb::GetStatusRequest { session_id: s.into(), user_context: ctx(u), ..Default::default() }).await.unwrap();
-    c.clone_session(pb::CloneSessionRequest { session_id: s.into(), user_context: ctx(u), new_session_id: Some("cloned".into()), ..Default::default() }).await.unwrap();
-    c.release_session(pb::ReleaseSessionRequest { session_id: s.into(), user_context: ctx(u), ..Default::default() }).await.unwrap();
+    let added = c
+        .add_artifacts(futures_util::stream::iter(chunks))
+        .await
+        .unwrap();
+    assert_eq!(
+        added.get_ref().artifacts.len(),
+        4,
+        "every chunk of the client stream arrived"
+    );
+    c.artifact_status(pb::ArtifactStatusesRequest {
+        session_id: s.into(),
+        user_context: ctx(u),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.interrupt(pb::InterruptRequest {
+        session_id: s.into(),
+        user_context: ctx(u),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.reattach_execute(pb::ReattachExecuteRequest {
+        session_id: s.into(),
+        user_context: ctx(u),
+        operation_id: "op".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.release_execute(pb::ReleaseExecuteRequest {
+        session_id: s.into(),
+        user_context: ctx(u),
+        operation_id: "op".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.fetch_error_details(pb::FetchErrorDetailsRequest {
+        session_id: s.into(),
+        user_context: ctx(u),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.get_status(pb::GetStatusRequest {
+        session_id: s.into(),
+        user_context: ctx(u),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.clone_session(pb::CloneSessionRequest {
+        session_id: s.into(),
+        user_context: ctx(u),
+        new_session_id: Some("cloned".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.release_session(pb::ReleaseSessionRequest {
+        session_id: s.into(),
+        user_context: ctx(u),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
 
-    for m in ["Config", "ExecutePlan", "AnalyzePlan", "AddArtifacts", "ArtifactStatus", "Interrupt", "ReattachExecute", "ReleaseExecute", "FetchErrorDetails", "GetStatus", "CloneSession", "ReleaseSession"] {
+    for m in [
+        "Config",
+        "ExecutePlan",
+        "AnalyzePlan",
+        "AddArtifacts",
+        "ArtifactStatus",
+        "Interrupt",
+        "ReattachExecute",
+        "ReleaseExecute",
+        "FetchErrorDetails",
+        "GetStatus",
+        "CloneSession",
+        "ReleaseSession",
+    ] {
         assert_eq!(state.count(m), 1, "{m} reached the session's backend once");
     }
     // The clone is bound to the same backend; the released session is gone.
     assert_eq!(backend_of(&mut c, "cloned", u).await, backend);
-    assert!(router.session(s).is_none(), "ReleaseSession drops the binding");
+    assert!(
+        router.session(s).is_none(),
+        "ReleaseSession drops the binding"
+    );
 
     // A method this build does not know is forwarded as is (the fake answers UNIMPLEMENTED).
-    let mut grpc = tonic::client::Grpc::new(tonic::transport::Channel::from_shared(format!("http://{}", spawn_proxy(&router).await)).unwrap().connect().await.unwrap());
+    let mut grpc = tonic::client::Grpc::new(
+        tonic::transport::Channel::from_shared(format!("http://{}", spawn_proxy(&router).await))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
     grpc.ready().await.unwrap();
     let body = prost::Message::encode_to_vec(&config_req("cloned", u));
     let err = grpc
         .unary::<Bytes, Bytes, _>(
             tonic::Request::new(Bytes::from(body)),
-            "/spark.connect.SparkConnectService/SomeFutureMethod".parse().unwrap(),
+            "/spark.connect.SparkConnectService/SomeFutureMethod"
+                .parse()
+                .unwrap(),
             PassThroughCodec,
         )
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     let metrics = router.metrics().encode();
-    assert!(metrics.contains("method=\"Other\",code=\"UNIMPLEMENTED\""), "{metrics}");
+    assert!(
+        metrics.contains("method=\"Other\",code=\"UNIMPLEMENTED\""),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn operation_index_routes_reattach_of_a_foreign_session_id() {
     let (eps, states) = two_backends().await;
-    let router = router(&eps, Arc::new(RoundRobin::default()), RouterSettings::default()).await;
+    let router = router(
+        &eps,
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
     let mut c = client(spawn_proxy(&router).await).await;
     let owner = backend_of(&mut c, "s", "u").await;
-    c.execute_plan(execute_req("s", "u", "op-77", "select 1")).await.unwrap();
+    c.execute_plan(execute_req("s", "u", "op-77", "select 1"))
+        .await
+        .unwrap();
     // A reattach carrying only the operation id (its session id unknown to the proxy) still
     // reaches the backend that ran it.
-    let req = pb::ReattachExecuteRequest { session_id: "other".into(), user_context: ctx("u"), operation_id: "op-77".into(), ..Default::default() };
+    let req = pb::ReattachExecuteRequest {
+        session_id: "other".into(),
+        user_context: ctx("u"),
+        operation_id: "op-77".into(),
+        ..Default::default()
+    };
     c.reattach_execute(req).await.unwrap();
     let st = states.iter().find(|s| s.name == owner).unwrap();
     assert_eq!(st.count("ReattachExecute"), 1);
     // ...but not for another user.
-    let req = pb::ReattachExecuteRequest { session_id: "other2".into(), user_context: ctx("mallory"), operation_id: "op-77".into(), ..Default::default() };
-    assert_eq!(c.reattach_execute(req).await.unwrap_err().code(), Code::PermissionDenied);
+    let req = pb::ReattachExecuteRequest {
+        session_id: "other2".into(),
+        user_context: ctx("mallory"),
+        operation_id: "op-77".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        c.reattach_execute(req).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
 }
 
 #[tokio::test]
 async fn a_session_id_used_by_another_user_is_refused() {
     let (eps, _) = two_backends().await;
-    let router = router(&eps, Arc::new(RoundRobin::default()), RouterSettings::default()).await;
+    let router = router(
+        &eps,
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
     let mut c = client(spawn_proxy(&router).await).await;
     backend_of(&mut c, "shared", "alice").await;
     let err = c.config(config_req("shared", "bob")).await.unwrap_err();
@@ -199,12 +384,21 @@ async fn a_session_id_used_by_another_user_is_refused() {
 async fn an_unreachable_backend_is_unavailable_and_others_carry_on() {
     let (live, state) = spawn_backend("live").await;
     let dead = format!("127.0.0.1:{}", dead_port().await);
-    let router = router(&[live.to_string(), dead.clone()], Arc::new(RoundRobin::default()), RouterSettings::default()).await;
+    let router = router(
+        &[live.to_string(), dead.clone()],
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
     let mut c = client(spawn_proxy(&router).await).await;
     assert_eq!(backend_of(&mut c, "on-live", "u").await, "live");
     let err = c.config(config_req("on-dead", "u")).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
-    assert!(err.message().contains("backend-1") && err.message().contains(&dead), "{}", err.message());
+    assert!(
+        err.message().contains("backend-1") && err.message().contains(&dead),
+        "{}",
+        err.message()
+    );
     for _ in 0..3 {
         assert_eq!(backend_of(&mut c, "on-live", "u").await, "live");
     }
@@ -214,23 +408,34 @@ async fn an_unreachable_backend_is_unavailable_and_others_carry_on() {
 #[tokio::test]
 async fn malformed_and_oversize_requests_get_clear_statuses() {
     let (eps, _) = two_backends().await;
-    let settings = RouterSettings { max_message_size: 4 * 1024 * 1024, ..Default::default() };
+    let settings = RouterSettings {
+        max_message_size: 4 * 1024 * 1024,
+        ..Default::default()
+    };
     let router = router(&eps, Arc::new(RoundRobin::default()), settings).await;
     let addr = spawn_proxy(&router).await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     let path = || "/spark.connect.SparkConnectService/Config".parse().unwrap();
 
     for (bytes, want) in [
-        (vec![0x0a, 0x50, b'x'], Code::InvalidArgument),      // truncated field
-        (vec![0x0b], Code::InvalidArgument),                  // group wire type
-        (vec![0x12, 0x00], Code::InvalidArgument),            // no session id at all
+        (vec![0x0a, 0x50, b'x'], Code::InvalidArgument), // truncated field
+        (vec![0x0b], Code::InvalidArgument),             // group wire type
+        (vec![0x12, 0x00], Code::InvalidArgument),       // no session id at all
         (vec![0x0a, 0x02, 0xff, 0xfe], Code::InvalidArgument), // not UTF-8
         (vec![0u8; 5 * 1024 * 1024], Code::ResourceExhausted), // too large
     ] {
         grpc.ready().await.unwrap();
         let err = grpc
-            .unary::<Bytes, Bytes, _>(tonic::Request::new(Bytes::from(bytes)), path(), PassThroughCodec)
+            .unary::<Bytes, Bytes, _>(
+                tonic::Request::new(Bytes::from(bytes)),
+                path(),
+                PassThroughCodec,
+            )
             .await
             .unwrap_err();
         assert_eq!(err.code(), want, "{}", err.message());
@@ -239,7 +444,10 @@ async fn malformed_and_oversize_requests_get_clear_statuses() {
     let mut c = client(addr).await;
     backend_of(&mut c, "fine", "u").await;
     let metrics = router.metrics().encode();
-    assert!(metrics.contains("sc_proxy_rejected_calls_total"), "{metrics}");
+    assert!(
+        metrics.contains("sc_proxy_rejected_calls_total"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -254,29 +462,55 @@ async fn one_to_one_and_max_sessions_report_exhaustion() {
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert!(err.message().contains("ONE_TO_ONE"), "{}", err.message());
 
-    let router2 = router(&eps, Arc::new(MaxSessions::new(2)), RouterSettings::default()).await;
+    let router2 = router(
+        &eps,
+        Arc::new(MaxSessions::new(2)),
+        RouterSettings::default(),
+    )
+    .await;
     let mut c = client(spawn_proxy(&router2).await).await;
     for s in ["1", "2", "3", "4"] {
         backend_of(&mut c, s, "u").await;
     }
     assert!(router2.backends().iter().all(|b| b.sessions == 2));
-    assert_eq!(c.config(config_req("5", "u")).await.unwrap_err().code(), Code::ResourceExhausted);
+    assert_eq!(
+        c.config(config_req("5", "u")).await.unwrap_err().code(),
+        Code::ResourceExhausted
+    );
     // Releasing frees a slot.
-    c.release_session(pb::ReleaseSessionRequest { session_id: "1".into(), user_context: ctx("u"), ..Default::default() }).await.unwrap();
+    c.release_session(pb::ReleaseSessionRequest {
+        session_id: "1".into(),
+        user_context: ctx("u"),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     backend_of(&mut c, "5", "u").await;
 }
 
 #[tokio::test]
 async fn a_slow_reader_does_not_make_the_proxy_buffer_the_result() {
     let (a, state) = spawn_backend("big").await;
-    let router = router(&[a.to_string()], Arc::new(RoundRobin::default()), RouterSettings::default()).await;
+    let router = router(
+        &[a.to_string()],
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
     let mut c = client(spawn_proxy(&router).await).await;
     // 256 messages of 1 MiB; read one, then stall.
-    let mut stream = c.execute_plan(execute_req("s", "u", "op", "big:256:1048576")).await.unwrap().into_inner();
+    let mut stream = c
+        .execute_plan(execute_req("s", "u", "op", "big:256:1048576"))
+        .await
+        .unwrap()
+        .into_inner();
     stream.message().await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let produced = state.produced.load(Ordering::SeqCst);
-    assert!(produced < 48, "backend produced {produced} MiB while the client read 1: the proxy is buffering");
+    assert!(
+        produced < 48,
+        "backend produced {produced} MiB while the client read 1: the proxy is buffering"
+    );
     // Reading on drains everything.
     let mut n = 1;
     while stream.message().await.unwrap().is_some() {

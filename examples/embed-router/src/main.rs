@@ -1,2 +1,67 @@
-//! example
-fn main() {}
+//! Example: the Spark Connect router mounted inside an existing axum service.
+//!
+//! One port serves the service's own HTTP routes and Spark Connect gRPC (HTTP/2) side by side:
+//!
+//! ```text
+//! cargo run -p example-embed-router -- 127.0.0.1:8090 localhost:15002
+//! curl http://127.0.0.1:8090/hello
+//! python -c 'from pyspark.sql import SparkSession; print(SparkSession.builder.remote("sc://127.0.0.1:8090").getOrCreate().range(3).count())'
+//! ```
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use sc_backend_predefined::{EndpointSpec, PredefinedProvider, PredefinedSpec};
+use sc_router::Router;
+use sc_router::policy::RoundRobin;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let listen = args.next().unwrap_or_else(|| "127.0.0.1:8090".into());
+    let endpoints: Vec<_> = args
+        .map(|url| EndpointSpec {
+            url,
+            id: None,
+            ca_file: None,
+            server_name: None,
+        })
+        .collect();
+    let spec = PredefinedSpec {
+        endpoints: if endpoints.is_empty() {
+            vec![EndpointSpec {
+                url: "localhost:15002".into(),
+                id: None,
+                ca_file: None,
+                server_name: None,
+            }]
+        } else {
+            endpoints
+        },
+    };
+    let router = Router::builder()
+        .provider(Arc::new(PredefinedProvider::new("embedded", &spec)?))
+        .policy(Arc::new(RoundRobin::default()))
+        .build()
+        .await?;
+
+    let sessions = router.clone();
+    let app = axum::Router::new()
+        .route("/hello", get(|| async { "hello from the host service\n" }))
+        .route(
+            "/sessions",
+            get(move || {
+                let router = sessions.clone();
+                async move { format!("{} sessions\n", router.sessions().len()) }
+            }),
+        )
+        .route_service(
+            "/spark.connect.SparkConnectService/{*method}",
+            router.service(),
+        );
+
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    println!("serving HTTP and Spark Connect on {listen}");
+    axum::serve(listener, app).await?;
+    Ok(())
+}

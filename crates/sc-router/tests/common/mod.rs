@@ -1,6 +1,12 @@
 //! An in-process fake Spark Connect backend and helpers to run the router in front of it.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub, missing_docs)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    missing_docs
+)]
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -46,7 +52,13 @@ impl FakeState {
         self.seen().iter().filter(|s| s.method == method).count()
     }
 
-    fn record(&self, method: &'static str, session_id: &str, ctx: &Option<pb::UserContext>, metadata: &MetadataMap) {
+    fn record(
+        &self,
+        method: &'static str,
+        session_id: &str,
+        ctx: &Option<pb::UserContext>,
+        metadata: &MetadataMap,
+    ) {
         self.seen.lock().unwrap().push(Seen {
             method,
             session_id: session_id.to_owned(),
@@ -76,9 +88,17 @@ impl SparkConnectService for Fake {
     type ExecutePlanStream = ExecStream;
     type ReattachExecuteStream = ExecStream;
 
-    async fn execute_plan(&self, request: Request<pb::ExecutePlanRequest>) -> Result<Response<ExecStream>, Status> {
+    async fn execute_plan(
+        &self,
+        request: Request<pb::ExecutePlanRequest>,
+    ) -> Result<Response<ExecStream>, Status> {
         let req = request.get_ref().clone();
-        self.0.record("ExecutePlan", &req.session_id, &req.user_context, request.metadata());
+        self.0.record(
+            "ExecutePlan",
+            &req.session_id,
+            &req.user_context,
+            request.metadata(),
+        );
         let query = sql_of(&req);
         let name = self.0.name.clone();
         let op = req.operation_id.clone().unwrap_or_default();
@@ -88,7 +108,9 @@ impl SparkConnectService for Fake {
                 "[TABLE_OR_VIEW_NOT_FOUND] fake error",
                 Bytes::from_static(b"\x0a\x03abc"),
             );
-            status.metadata_mut().insert("x-fake-trailer", "kept".parse().unwrap());
+            status
+                .metadata_mut()
+                .insert("x-fake-trailer", "kept".parse().unwrap());
             return Err(status);
         }
         if let Some(spec) = query.strip_prefix("big:") {
@@ -134,14 +156,25 @@ impl SparkConnectService for Fake {
                 })
             })
             .collect();
-        let mut response = Response::new(Box::pin(futures_util::stream::iter(responses)) as ExecStream);
-        response.metadata_mut().insert("x-backend", name.parse().unwrap());
+        let mut response =
+            Response::new(Box::pin(futures_util::stream::iter(responses)) as ExecStream);
+        response
+            .metadata_mut()
+            .insert("x-backend", name.parse().unwrap());
         Ok(response)
     }
 
-    async fn analyze_plan(&self, request: Request<pb::AnalyzePlanRequest>) -> Result<Response<pb::AnalyzePlanResponse>, Status> {
+    async fn analyze_plan(
+        &self,
+        request: Request<pb::AnalyzePlanRequest>,
+    ) -> Result<Response<pb::AnalyzePlanResponse>, Status> {
         let r = request.get_ref();
-        self.0.record("AnalyzePlan", &r.session_id, &r.user_context, request.metadata());
+        self.0.record(
+            "AnalyzePlan",
+            &r.session_id,
+            &r.user_context,
+            request.metadata(),
+        );
         Ok(Response::new(pb::AnalyzePlanResponse {
             session_id: r.session_id.clone(),
             server_side_session_id: self.0.name.clone(),
@@ -149,9 +182,13 @@ impl SparkConnectService for Fake {
         }))
     }
 
-    async fn config(&self, request: Request<pb::ConfigRequest>) -> Result<Response<pb::ConfigResponse>, Status> {
+    async fn config(
+        &self,
+        request: Request<pb::ConfigRequest>,
+    ) -> Result<Response<pb::ConfigResponse>, Status> {
         let r = request.get_ref();
-        self.0.record("Config", &r.session_id, &r.user_context, request.metadata());
+        self.0
+            .record("Config", &r.session_id, &r.user_context, request.metadata());
         Ok(Response::new(pb::ConfigResponse {
             session_id: r.session_id.clone(),
             server_side_session_id: self.0.name.clone(),
@@ -163,7 +200,10 @@ impl SparkConnectService for Fake {
         }))
     }
 
-    async fn add_artifacts(&self, request: Request<Streaming<pb::AddArtifactsRequest>>) -> Result<Response<pb::AddArtifactsResponse>, Status> {
+    async fn add_artifacts(
+        &self,
+        request: Request<Streaming<pb::AddArtifactsRequest>>,
+    ) -> Result<Response<pb::AddArtifactsResponse>, Status> {
         let metadata = request.metadata().clone();
         let mut stream = request.into_inner();
         let mut chunks = 0usize;
@@ -187,9 +227,17 @@ impl SparkConnectService for Fake {
         }))
     }
 
-    async fn artifact_status(&self, request: Request<pb::ArtifactStatusesRequest>) -> Result<Response<pb::ArtifactStatusesResponse>, Status> {
+    async fn artifact_status(
+        &self,
+        request: Request<pb::ArtifactStatusesRequest>,
+    ) -> Result<Response<pb::ArtifactStatusesResponse>, Status> {
         let r = request.get_ref();
-        self.0.record("ArtifactStatus", &r.session_id, &r.user_context, request.metadata());
+        self.0.record(
+            "ArtifactStatus",
+            &r.session_id,
+            &r.user_context,
+            request.metadata(),
+        );
         Ok(Response::new(pb::ArtifactStatusesResponse {
             session_id: r.session_id.clone(),
             server_side_session_id: self.0.name.clone(),
@@ -197,9 +245,17 @@ impl SparkConnectService for Fake {
         }))
     }
 
-    async fn interrupt(&self, request: Request<pb::InterruptRequest>) -> Result<Response<pb::InterruptResponse>, Status> {
+    async fn interrupt(
+        &self,
+        request: Request<pb::InterruptRequest>,
+    ) -> Result<Response<pb::InterruptResponse>, Status> {
         let r = request.get_ref();
-        self.0.record("Interrupt", &r.session_id, &r.user_context, request.metadata());
+        self.0.record(
+            "Interrupt",
+            &r.session_id,
+            &r.user_context,
+            request.metadata(),
+        );
         Ok(Response::new(pb::InterruptResponse {
             session_id: r.session_id.clone(),
             server_side_session_id: self.0.name.clone(),
@@ -207,21 +263,39 @@ impl SparkConnectService for Fake {
         }))
     }
 
-    async fn reattach_execute(&self, request: Request<pb::ReattachExecuteRequest>) -> Result<Response<ExecStream>, Status> {
+    async fn reattach_execute(
+        &self,
+        request: Request<pb::ReattachExecuteRequest>,
+    ) -> Result<Response<ExecStream>, Status> {
         let r = request.get_ref().clone();
-        self.0.record("ReattachExecute", &r.session_id, &r.user_context, request.metadata());
+        self.0.record(
+            "ReattachExecute",
+            &r.session_id,
+            &r.user_context,
+            request.metadata(),
+        );
         let resp = pb::ExecutePlanResponse {
             session_id: r.session_id.clone(),
             server_side_session_id: self.0.name.clone(),
             operation_id: r.operation_id.clone(),
             ..Default::default()
         };
-        Ok(Response::new(Box::pin(futures_util::stream::iter([Ok(resp)]))))
+        Ok(Response::new(Box::pin(futures_util::stream::iter([Ok(
+            resp,
+        )]))))
     }
 
-    async fn release_execute(&self, request: Request<pb::ReleaseExecuteRequest>) -> Result<Response<pb::ReleaseExecuteResponse>, Status> {
+    async fn release_execute(
+        &self,
+        request: Request<pb::ReleaseExecuteRequest>,
+    ) -> Result<Response<pb::ReleaseExecuteResponse>, Status> {
         let r = request.get_ref();
-        self.0.record("ReleaseExecute", &r.session_id, &r.user_context, request.metadata());
+        self.0.record(
+            "ReleaseExecute",
+            &r.session_id,
+            &r.user_context,
+            request.metadata(),
+        );
         Ok(Response::new(pb::ReleaseExecuteResponse {
             session_id: r.session_id.clone(),
             server_side_session_id: self.0.name.clone(),
@@ -229,18 +303,34 @@ impl SparkConnectService for Fake {
         }))
     }
 
-    async fn release_session(&self, request: Request<pb::ReleaseSessionRequest>) -> Result<Response<pb::ReleaseSessionResponse>, Status> {
+    async fn release_session(
+        &self,
+        request: Request<pb::ReleaseSessionRequest>,
+    ) -> Result<Response<pb::ReleaseSessionResponse>, Status> {
         let r = request.get_ref();
-        self.0.record("ReleaseSession", &r.session_id, &r.user_context, request.metadata());
+        self.0.record(
+            "ReleaseSession",
+            &r.session_id,
+            &r.user_context,
+            request.metadata(),
+        );
         Ok(Response::new(pb::ReleaseSessionResponse {
             session_id: r.session_id.clone(),
             server_side_session_id: self.0.name.clone(),
         }))
     }
 
-    async fn fetch_error_details(&self, request: Request<pb::FetchErrorDetailsRequest>) -> Result<Response<pb::FetchErrorDetailsResponse>, Status> {
+    async fn fetch_error_details(
+        &self,
+        request: Request<pb::FetchErrorDetailsRequest>,
+    ) -> Result<Response<pb::FetchErrorDetailsResponse>, Status> {
         let r = request.get_ref();
-        self.0.record("FetchErrorDetails", &r.session_id, &r.user_context, request.metadata());
+        self.0.record(
+            "FetchErrorDetails",
+            &r.session_id,
+            &r.user_context,
+            request.metadata(),
+        );
         Ok(Response::new(pb::FetchErrorDetailsResponse {
             server_side_session_id: self.0.name.clone(),
             session_id: r.session_id.clone(),
@@ -248,9 +338,17 @@ impl SparkConnectService for Fake {
         }))
     }
 
-    async fn clone_session(&self, request: Request<pb::CloneSessionRequest>) -> Result<Response<pb::CloneSessionResponse>, Status> {
+    async fn clone_session(
+        &self,
+        request: Request<pb::CloneSessionRequest>,
+    ) -> Result<Response<pb::CloneSessionResponse>, Status> {
         let r = request.get_ref();
-        self.0.record("CloneSession", &r.session_id, &r.user_context, request.metadata());
+        self.0.record(
+            "CloneSession",
+            &r.session_id,
+            &r.user_context,
+            request.metadata(),
+        );
         Ok(Response::new(pb::CloneSessionResponse {
             session_id: r.session_id.clone(),
             server_side_session_id: self.0.name.clone(),
@@ -259,9 +357,17 @@ impl SparkConnectService for Fake {
         }))
     }
 
-    async fn get_status(&self, request: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
+    async fn get_status(
+        &self,
+        request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
         let r = request.get_ref();
-        self.0.record("GetStatus", &r.session_id, &r.user_context, request.metadata());
+        self.0.record(
+            "GetStatus",
+            &r.session_id,
+            &r.user_context,
+            request.metadata(),
+        );
         Ok(Response::new(pb::GetStatusResponse {
             session_id: r.session_id.clone(),
             server_side_session_id: self.0.name.clone(),
@@ -296,7 +402,11 @@ pub async fn dead_port() -> u16 {
 }
 
 /// Builds a router over the given `host:port` endpoints.
-pub async fn router(endpoints: &[String], policy: Arc<dyn sc_backend_api::LoadPolicy>, settings: RouterSettings) -> Router {
+pub async fn router(
+    endpoints: &[String],
+    policy: Arc<dyn sc_backend_api::LoadPolicy>,
+    settings: RouterSettings,
+) -> Router {
     let spec = PredefinedSpec {
         endpoints: endpoints
             .iter()
@@ -332,7 +442,11 @@ pub async fn spawn_proxy(router: &Router) -> SocketAddr {
 pub type Client = pb::spark_connect_service_client::SparkConnectServiceClient<Channel>;
 
 pub async fn client(addr: SocketAddr) -> Client {
-    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     Client::new(channel)
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX)
@@ -383,6 +497,10 @@ pub fn execute_req(session: &str, user: &str, op: &str, query: &str) -> pb::Exec
 
 /// Which fake answered a Config call (the fake puts its name in the response).
 pub async fn backend_of(client: &mut Client, session: &str, user: &str) -> String {
-    let resp = client.config(config_req(session, user)).await.unwrap().into_inner();
+    let resp = client
+        .config(config_req(session, user))
+        .await
+        .unwrap()
+        .into_inner();
     resp.server_side_session_id
 }

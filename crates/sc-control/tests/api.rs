@@ -1,0 +1,263 @@
+//! The control plane's HTTP API, driven through the axum app.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use sc_backend_predefined::{EndpointSpec, PredefinedProvider, PredefinedSpec};
+use sc_control::{ControlState, app};
+use sc_router::Router;
+use tower::ServiceExt as _;
+
+async fn state() -> ControlState {
+    let spec = PredefinedSpec {
+        endpoints: ["127.0.0.1:1", "127.0.0.1:2"]
+            .iter()
+            .map(|u| EndpointSpec {
+                url: (*u).into(),
+                id: None,
+                ca_file: None,
+                server_name: None,
+            })
+            .collect(),
+    };
+    let router = Router::builder()
+        .provider(Arc::new(PredefinedProvider::new("test", &spec).unwrap()))
+        .build()
+        .await
+        .unwrap();
+    ControlState {
+        router,
+        grpc_port: 8080,
+        public_host: None,
+        grpc_tls: false,
+    }
+}
+
+async fn call(state: &ControlState, req: Request<Body>) -> (StatusCode, String, Option<String>) {
+    let resp = app(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let ctype = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap(), ctype)
+}
+
+fn req(method: &str, uri: &str) -> axum::http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, "proxy.example:8081")
+}
+
+#[tokio::test]
+async fn create_answers_plain_text_like_the_go_proxy_or_json_on_request() {
+    let st = state().await;
+    let (status, id, ctype) = call(
+        &st,
+        req("POST", "/control/sessions")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.unwrap().starts_with("text/plain"));
+    assert!(uuid_like(&id), "{id}");
+
+    let (status, body, _) = call(
+        &st,
+        req("POST", "/control/sessions")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(r#"{"user_id": "alice"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id2 = v["id"].as_str().unwrap();
+    assert_eq!(
+        v["backend"], "backend-1",
+        "round robin: second session on the second backend"
+    );
+    assert_eq!(v["endpoint"], "http://127.0.0.1:2");
+    assert_eq!(v["state"], "idle");
+    assert_eq!(v["user_id"], "alice");
+    assert!(v["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        v["connection_string"],
+        format!("sc://proxy.example:8080/;x-spark-connect-session-id={id2}")
+    );
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
+}
+
+#[tokio::test]
+async fn list_get_delete_and_not_found() {
+    let st = state().await;
+    let (_, id, _) = call(
+        &st,
+        req("POST", "/control/sessions")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+
+    let (status, body, _) = call(
+        &st,
+        req("GET", "/control/sessions").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(v["sessions"][0]["id"], id.as_str());
+    assert_eq!(v["sessions"][0]["kind"], "control");
+
+    let (status, body, _) = call(
+        &st,
+        req("GET", &format!("/control/sessions/{id}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, body, _) = call(
+        &st,
+        req("DELETE", &format!("/control/sessions/{id}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["state"], "closed");
+
+    for method in ["GET", "DELETE"] {
+        let (status, body, ctype) = call(
+            &st,
+            req(method, &format!("/control/sessions/{id}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(ctype.as_deref(), Some("application/json"));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["code"], "NOT_FOUND");
+        assert!(v["error"].as_str().unwrap().contains(&id));
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains("POST /control/sessions")
+        );
+    }
+    let (status, body, _) = call(
+        &st,
+        req("GET", "/control/sessions").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"sessions\":[]"), "{body}");
+}
+
+#[tokio::test]
+async fn bad_input_gets_json_errors() {
+    let st = state().await;
+    let (status, body, _) = call(
+        &st,
+        req("POST", "/control/sessions")
+            .body(Body::from("{not json"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("not valid JSON"),
+        "{body}"
+    );
+
+    let (status, body, _) = call(
+        &st,
+        req("POST", "/control/sessions")
+            .body(Body::from(r#"{"owner":"x"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("owner"), "{body}");
+
+    let huge = vec![b' '; 1024 * 1024];
+    let (status, _, _) = call(
+        &st,
+        req("POST", "/control/sessions")
+            .body(Body::from(huge))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let (status, body, _) = call(
+        &st,
+        req("GET", "/control/nothing").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("/control/sessions"), "{body}");
+
+    let (status, _, _) = call(
+        &st,
+        req("PUT", "/control/sessions").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn backends_health_and_metrics() {
+    let st = state().await;
+    call(
+        &st,
+        req("POST", "/control/sessions")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let (status, body, _) = call(
+        &st,
+        req("GET", "/control/backends").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["policy"], "ROUND_ROBIN");
+    assert_eq!(v["backends"][0]["id"], "backend-0");
+    assert_eq!(v["backends"][0]["sessions"], 1);
+    assert_eq!(v["backends"][1]["sessions"], 0);
+    assert_eq!(v["backends"][0]["provider"], "test");
+
+    for path in ["/healthz", "/readyz"] {
+        let (status, _, _) = call(&st, req("GET", path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let (status, body, _) = call(
+        &st,
+        req("GET", "/control/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("sc_proxy_sessions{backend=\"backend-0\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("sc_proxy_active_streams"), "{body}");
+}
