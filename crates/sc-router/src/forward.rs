@@ -204,6 +204,10 @@ pub(crate) trait Observer: Send + 'static {
     /// Called once with the call's final gRPC status code, or `None` if the client went away
     /// before the response ended.
     fn finish(&mut self, code: Option<i32>);
+
+    /// The status sent to the client when the backend's response stream breaks mid-way
+    /// (connection lost, stream reset): it names the backend.
+    fn broken(&self, cause: &tonic::Status) -> tonic::Status;
 }
 
 pin_project_lite::pin_project! {
@@ -215,6 +219,7 @@ pin_project_lite::pin_project! {
         bytes: Counter,
         code: Option<i32>,
         observer: Option<O>,
+        ended: bool,
     }
 
     impl<O: Observer> PinnedDrop for Downstream<O> {
@@ -235,6 +240,7 @@ impl<O: Observer> Downstream<O> {
             bytes,
             code,
             observer: Some(observer),
+            ended: false,
         }
     }
 }
@@ -256,6 +262,9 @@ impl<O: Observer> HttpBody for Downstream<O> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
         let this = self.project();
+        if *this.ended {
+            return Poll::Ready(None);
+        }
         let polled = this.inner.poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -265,7 +274,24 @@ impl<O: Observer> HttpBody for Downstream<O> {
                     *this.code = grpc_status(trailers).or(*this.code);
                 }
             }
-            Poll::Ready(Some(Err(status))) => *this.code = Some(status.code() as i32),
+            Poll::Ready(Some(Err(cause))) => {
+                // The backend's stream broke: end the client's stream with a status that names
+                // the backend instead of resetting it.
+                *this.ended = true;
+                let status = match this.observer.as_ref() {
+                    Some(observer) => observer.broken(cause),
+                    None => cause.clone(),
+                };
+                *this.code = Some(status.code() as i32);
+                let mut trailers = HeaderMap::new();
+                if status.add_header(&mut trailers).is_err() {
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
+                }
+                if let Some(mut observer) = this.observer.take() {
+                    observer.finish(*this.code);
+                }
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
             Poll::Ready(None) => {
                 if let Some(mut observer) = this.observer.take() {
                     // A stream that ends without a status is reported as UNKNOWN (2).
@@ -278,7 +304,7 @@ impl<O: Observer> HttpBody for Downstream<O> {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ended || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -81,10 +81,13 @@ where
                 Ok(response) => Ok(response),
                 Err(error) => {
                     let status = error.to_status();
-                    debug!(method = method.name(), code = ?status.code(), %error, "call rejected");
-                    inner
-                        .metrics
-                        .call_rejected(method.name(), code_name(status.code() as i32));
+                    // Backend failures are counted per backend in `calls` by `CallEnd`.
+                    if !matches!(error, RouterError::BackendUnavailable { .. }) {
+                        debug!(method = method.name(), code = ?status.code(), %error, "call rejected");
+                        inner
+                            .metrics
+                            .call_rejected(method.name(), code_name(status.code() as i32));
+                    }
                     Ok(status.into_http())
                 }
             }
@@ -299,6 +302,12 @@ struct CallEnd {
 }
 
 impl Observer for CallEnd {
+    fn broken(&self, cause: &tonic::Status) -> tonic::Status {
+        let reason = format!("the response stream broke ({})", cause.message());
+        warn!(backend = %self.session.backend.id(), method = self.method.name(), %reason, "backend stream failed");
+        self.session.backend.unavailable(reason).to_status()
+    }
+
     fn finish(&mut self, code: Option<i32>) {
         let backend = &self.session.backend;
         backend.metrics.active_streams.dec();

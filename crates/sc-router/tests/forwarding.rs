@@ -518,3 +518,28 @@ async fn a_slow_reader_does_not_make_the_proxy_buffer_the_result() {
     }
     assert_eq!(n, 256);
 }
+
+#[tokio::test]
+async fn a_stream_cut_by_the_backend_ends_with_unavailable_naming_it() {
+    let (a, _) = spawn_backend("crashy").await;
+    let router = router(
+        &[a.to_string()],
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
+    let mut c = client(spawn_proxy(&router).await).await;
+    let mut stream = c
+        .execute_plan(execute_req("s", "u", "op", "break:3"))
+        .await
+        .unwrap()
+        .into_inner();
+    for _ in 0..3 {
+        stream.message().await.unwrap().unwrap();
+    }
+    let err = stream.message().await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("backend-0"), "{}", err.message());
+    // The proxy keeps serving, and reconnects to the backend.
+    assert_eq!(backend_of(&mut c, "s", "u").await, "crashy");
+}

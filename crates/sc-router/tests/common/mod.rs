@@ -113,6 +113,18 @@ impl SparkConnectService for Fake {
                 .insert("x-fake-trailer", "kept".parse().unwrap());
             return Err(status);
         }
+        if let Some(n) = query.strip_prefix("break:") {
+            // Sends n responses, then the connection dies (a crashed backend).
+            let n: usize = n.parse().unwrap();
+            let stream = futures_util::stream::unfold(0usize, move |i| async move {
+                if i == n {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    std::panic::resume_unwind(Box::new("fake backend crashed"));
+                }
+                Some((Ok(pb::ExecutePlanResponse::default()), i + 1))
+            });
+            return Ok(Response::new(Box::pin(stream)));
+        }
         if let Some(spec) = query.strip_prefix("big:") {
             let (n, size) = spec.split_once(':').unwrap();
             let n: usize = n.parse().unwrap();
