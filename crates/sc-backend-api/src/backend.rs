@@ -55,6 +55,11 @@ pub struct Backend {
     pub endpoint: Uri,
     /// TLS settings; plaintext HTTP/2 when `None`.
     pub tls: Option<BackendTls>,
+    /// The backend's pre-shared token (Spark's `spark.connect.authenticate.token`). The proxy
+    /// sends it as `authorization: Bearer <token>` on every call to this backend, in place of any
+    /// client credential, and redacts it from Config responses. Never serialized or logged.
+    #[serde(skip)]
+    pub auth_token: Option<String>,
 }
 
 fn serialize_uri<S: serde::Serializer>(uri: &Uri, s: S) -> Result<S::Ok, S::Error> {
@@ -68,7 +73,14 @@ impl Backend {
             id,
             endpoint,
             tls: None,
+            auth_token: None,
         }
+    }
+
+    /// The same backend with a pre-shared token.
+    pub fn with_auth_token(mut self, token: impl Into<String>) -> Self {
+        self.auth_token = Some(token.into());
+        self
     }
 
     /// The same backend reached over TLS.

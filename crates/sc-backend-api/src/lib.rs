@@ -50,10 +50,12 @@
 
 mod backend;
 mod error;
+mod identity;
 mod policy;
 mod provider;
 
 pub use backend::{Backend, BackendId, BackendTls};
 pub use error::ProviderError;
+pub use identity::{AuthMethod, Identity};
 pub use policy::{BackendLoad, LoadPolicy, Placement};
 pub use provider::{BackendProvider, Health, StartRequest};

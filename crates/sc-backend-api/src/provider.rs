@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::{Backend, BackendId, ProviderError};
+use crate::{Backend, BackendId, Identity, ProviderError};
 
 /// What the router knows about the session a backend is wanted for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -11,6 +11,8 @@ pub struct StartRequest {
     pub user: Option<String>,
     /// The session's id, when known.
     pub session_id: Option<String>,
+    /// The verified caller, when authentication is on (carries the groups).
+    pub identity: Option<Identity>,
 }
 
 /// The health of a backend as a provider sees it.

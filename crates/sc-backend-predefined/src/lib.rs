@@ -34,7 +34,7 @@ pub struct PredefinedSpec {
 }
 
 /// One endpoint of a PREDEFINED provider.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointSpec {
     /// `host:port`, `http://host:port` or `https://host:port` (`sc://host:port` is accepted too).
@@ -48,6 +48,13 @@ pub struct EndpointSpec {
     /// Name to verify in an `https` endpoint's certificate; the host when absent.
     #[serde(default)]
     pub server_name: Option<String>,
+    /// File holding the server's pre-shared token (`spark.connect.authenticate.token`); the proxy
+    /// sends it to this backend on every call.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding the pre-shared token (instead of `token_file`).
+    #[serde(default)]
+    pub token_env: Option<String>,
 }
 
 /// A provider that serves a fixed list of backends.
@@ -55,6 +62,16 @@ pub struct EndpointSpec {
 pub struct PredefinedProvider {
     name: String,
     backends: Vec<Backend>,
+}
+
+impl EndpointSpec {
+    /// An endpoint with only its URL set.
+    pub fn new(url: impl Into<String>) -> Self {
+        EndpointSpec {
+            url: url.into(),
+            ..Default::default()
+        }
+    }
 }
 
 impl PredefinedProvider {
@@ -90,6 +107,38 @@ impl PredefinedProvider {
                 return Err(ProviderError::Config(format!(
                     "spec.endpoints[{i}] sets ca_file or server_name but its url is not https://"
                 )));
+            }
+            let token = match (&ep.token_file, &ep.token_env) {
+                (Some(_), Some(_)) => {
+                    return Err(ProviderError::Config(format!(
+                        "spec.endpoints[{i}] sets both token_file and token_env; keep one"
+                    )));
+                }
+                (Some(path), None) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| {
+                            ProviderError::Config(format!(
+                                "spec.endpoints[{i}].token_file {}: {e}",
+                                path.display()
+                            ))
+                        })?
+                        .trim()
+                        .to_owned(),
+                ),
+                (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
+                    ProviderError::Config(format!(
+                        "spec.endpoints[{i}].token_env: environment variable {var} is not set"
+                    ))
+                })?),
+                (None, None) => None,
+            };
+            if let Some(token) = token {
+                if token.is_empty() {
+                    return Err(ProviderError::Config(format!(
+                        "spec.endpoints[{i}]: the backend token is empty"
+                    )));
+                }
+                backend = backend.with_auth_token(token);
             }
             backends.push(backend);
         }
@@ -158,15 +207,7 @@ mod tests {
 
     fn spec(urls: &[&str]) -> PredefinedSpec {
         PredefinedSpec {
-            endpoints: urls
-                .iter()
-                .map(|u| EndpointSpec {
-                    url: (*u).into(),
-                    id: None,
-                    ca_file: None,
-                    server_name: None,
-                })
-                .collect(),
+            endpoints: urls.iter().map(|u| EndpointSpec::new(*u)).collect(),
         }
     }
 

@@ -14,17 +14,21 @@
 
 #![forbid(unsafe_code)]
 
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router as HttpRouter;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use sc_auth::{Authenticator, Identity};
 use sc_router::{Router, RouterError, SessionInfo};
 use serde::{Deserialize, Serialize};
 use tonic::Code;
+use tracing::warn;
 
 /// Largest request body the control plane reads.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -40,11 +44,36 @@ pub struct ControlState {
     pub public_host: Option<String>,
     /// Whether the gRPC port uses TLS (adds `use_ssl=true` to connection strings).
     pub grpc_tls: bool,
+    /// Authentication of `/control/*` requests; off when `None`.
+    pub auth: Option<Arc<Authenticator>>,
+}
+
+/// The caller of a control-plane request, when authentication is on.
+type Caller = Option<Extension<Identity>>;
+
+impl ControlState {
+    fn is_admin(&self, caller: &Caller) -> bool {
+        match (&self.auth, caller) {
+            (Some(auth), Some(Extension(identity))) => auth.is_admin(identity),
+            _ => false,
+        }
+    }
+
+    /// Whether the caller may see and act on a session: its owner, an admin, or anyone when
+    /// authentication is off.
+    fn may_access(&self, caller: &Caller, info: &SessionInfo) -> bool {
+        match caller {
+            None => true,
+            Some(Extension(identity)) => {
+                info.user_id.as_deref() == Some(identity.user.as_str()) || self.is_admin(caller)
+            }
+        }
+    }
 }
 
 /// Builds the control plane's axum application.
 pub fn app(state: ControlState) -> HttpRouter {
-    HttpRouter::new()
+    let control = HttpRouter::new()
         .route("/control/sessions", get(list_sessions).post(create_session))
         .route(
             "/control/sessions/{id}",
@@ -52,6 +81,9 @@ pub fn app(state: ControlState) -> HttpRouter {
         )
         .route("/control/backends", get(list_backends))
         .route("/control/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    HttpRouter::new()
+        .merge(control)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -122,6 +154,45 @@ impl IntoResponse for ApiError {
         };
         (self.status, axum::Json(body)).into_response()
     }
+}
+
+// === authentication ===
+
+async fn authenticate(
+    State(state): State<ControlState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(auth) = &state.auth else {
+        return next.run(request).await;
+    };
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
+    match auth.authenticate(authorization.as_deref(), None) {
+        Ok(identity) => {
+            request.extensions_mut().insert(identity);
+            next.run(request).await
+        }
+        Err(error) => {
+            warn!(target: "audit", event = "auth_failure", plane = "control", path = request.uri().path(), reason = %error, "authentication failed");
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                error.to_string(),
+            )
+            .into_response()
+        }
+    }
+}
+
+fn forbidden() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "PERMISSION_DENIED",
+        "permission denied for this session",
+    )
 }
 
 // === sessions ===
@@ -200,6 +271,7 @@ struct CreateSession {
 
 async fn create_session(
     State(state): State<ControlState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -212,7 +284,23 @@ async fn create_session(
             ))
         })?
     };
-    let info = state.router.create_session(request.user_id).await?;
+    let owner = match (&caller, request.user_id) {
+        (None, requested) => requested,
+        (Some(Extension(identity)), None) => Some(identity.user.clone()),
+        (Some(Extension(identity)), Some(requested)) => {
+            if requested != identity.user && !state.is_admin(&caller) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "PERMISSION_DENIED",
+                    "only admins may create sessions for another user; leave user_id out",
+                ));
+            }
+            Some(requested)
+        }
+    };
+    let identity = caller.as_ref().map(|Extension(i)| i);
+    let info = state.router.create_session(owner, identity).await?;
+    tracing::info!(target: "audit", event = "session_create", session_id = %info.id, owner = info.user_id.as_deref().unwrap_or(""), by = identity.map_or("", |i| i.user.as_str()), backend = %info.backend, "session created");
     if wants_json(&headers) {
         Ok((StatusCode::OK, axum::Json(state.view(info, &headers))).into_response())
     } else {
@@ -230,11 +318,16 @@ struct SessionList {
     sessions: Vec<SessionView>,
 }
 
-async fn list_sessions(State(state): State<ControlState>, headers: HeaderMap) -> Response {
+async fn list_sessions(
+    State(state): State<ControlState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Response {
     let sessions = state
         .router
         .sessions()
         .into_iter()
+        .filter(|info| state.may_access(&caller, info))
         .map(|info| state.view(info, &headers))
         .collect();
     axum::Json(SessionList { sessions }).into_response()
@@ -242,6 +335,7 @@ async fn list_sessions(State(state): State<ControlState>, headers: HeaderMap) ->
 
 async fn get_session(
     State(state): State<ControlState>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -249,15 +343,27 @@ async fn get_session(
         .router
         .session(&id)
         .ok_or(RouterError::SessionNotFound(id))?;
+    if !state.may_access(&caller, &info) {
+        return Err(forbidden());
+    }
     Ok(axum::Json(state.view(info, &headers)).into_response())
 }
 
 async fn delete_session(
     State(state): State<ControlState>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let existing = state
+        .router
+        .session(&id)
+        .ok_or_else(|| RouterError::SessionNotFound(id.clone()))?;
+    if !state.may_access(&caller, &existing) {
+        return Err(forbidden());
+    }
     let info = state.router.close_session(&id).await?;
+    tracing::info!(target: "audit", event = "session_delete", session_id = %info.id, owner = info.user_id.as_deref().unwrap_or(""), by = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), "session deleted");
     Ok(axum::Json(state.view(info, &headers)).into_response())
 }
 

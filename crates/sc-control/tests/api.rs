@@ -16,12 +16,7 @@ async fn state() -> ControlState {
     let spec = PredefinedSpec {
         endpoints: ["127.0.0.1:1", "127.0.0.1:2"]
             .iter()
-            .map(|u| EndpointSpec {
-                url: (*u).into(),
-                id: None,
-                ca_file: None,
-                server_name: None,
-            })
+            .map(|u| EndpointSpec::new(*u))
             .collect(),
     };
     let router = Router::builder()
@@ -34,7 +29,38 @@ async fn state() -> ControlState {
         grpc_port: 8080,
         public_host: None,
         grpc_tls: false,
+        auth: None,
     }
+}
+
+async fn state_with_tokens() -> ControlState {
+    let mut st = state().await;
+    let settings = sc_auth::AuthSettings {
+        tokens: vec![
+            sc_auth::TokenEntry {
+                token: Some("ta".into()),
+                sha256: None,
+                user: "alice".into(),
+                groups: vec![],
+            },
+            sc_auth::TokenEntry {
+                token: Some("tb".into()),
+                sha256: None,
+                user: "bob".into(),
+                groups: vec![],
+            },
+            sc_auth::TokenEntry {
+                token: Some("tr".into()),
+                sha256: None,
+                user: "root".into(),
+                groups: vec!["admins".into()],
+            },
+        ],
+        admin_group: Some("admins".into()),
+        ..Default::default()
+    };
+    st.auth = Some(Arc::new(sc_auth::Authenticator::new(&settings).unwrap()));
+    st
 }
 
 async fn call(state: &ControlState, req: Request<Body>) -> (StatusCode, String, Option<String>) {
@@ -260,4 +286,124 @@ async fn backends_health_and_metrics() {
         "{body}"
     );
     assert!(body.contains("sc_proxy_active_streams"), "{body}");
+}
+
+#[tokio::test]
+async fn with_auth_only_owners_and_admins_see_sessions() {
+    let st = state_with_tokens().await;
+    let as_user = |m: &str, uri: &str, token: &str| {
+        req(m, uri).header(header::AUTHORIZATION, format!("Bearer {token}"))
+    };
+
+    let (status, body, _) = call(
+        &st,
+        req("POST", "/control/sessions")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("UNAUTHENTICATED"));
+    let (status, body, _) = call(
+        &st,
+        as_user("POST", "/control/sessions", "wrong")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!body.contains("wrong"), "tokens never echo: {body}");
+
+    let (status, alice_session, _) = call(
+        &st,
+        as_user("POST", "/control/sessions", "ta")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Bob can neither see, list nor delete it.
+    let (status, body, _) = call(
+        &st,
+        as_user("GET", &format!("/control/sessions/{alice_session}"), "tb")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        !body.contains("alice") && !body.contains("backend"),
+        "{body}"
+    );
+    let (status, _, _) = call(
+        &st,
+        as_user(
+            "DELETE",
+            &format!("/control/sessions/{alice_session}"),
+            "tb",
+        )
+        .body(Body::empty())
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, body, _) = call(
+        &st,
+        as_user("GET", "/control/sessions", "tb")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(!body.contains(&alice_session), "{body}");
+    // Bob cannot create a session for Alice; an admin can.
+    let (status, _, _) = call(
+        &st,
+        as_user("POST", "/control/sessions", "tb")
+            .body(Body::from(r#"{"user_id":"alice"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = call(
+        &st,
+        as_user("POST", "/control/sessions", "tr")
+            .body(Body::from(r#"{"user_id":"alice"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Alice and the admin see it; the admin sees all.
+    let (status, body, _) = call(
+        &st,
+        as_user("GET", &format!("/control/sessions/{alice_session}"), "ta")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"user_id\":\"alice\""), "{body}");
+    let (_, body, _) = call(
+        &st,
+        as_user("GET", "/control/sessions", "tr")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["sessions"].as_array().unwrap().len(), 2);
+    let (status, _, _) = call(
+        &st,
+        as_user(
+            "DELETE",
+            &format!("/control/sessions/{alice_session}"),
+            "ta",
+        )
+        .body(Body::empty())
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Health stays open.
+    let (status, _, _) = call(&st, req("GET", "/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -276,6 +276,94 @@ pub fn read_server_side_session_id(
     }
 }
 
+/// Re-encodes a request message with `user_context.user_id` and `user_name` replaced.
+///
+/// Every other top-level field is copied byte for byte, in its place; the other fields of
+/// `user_context` (its extensions) are kept. When the message has no `user_context`, one is
+/// inserted after `session_id`. Used when the proxy vouches for the caller's identity.
+pub fn with_user(message: &[u8], user_id: &str, user_name: &str) -> Result<Vec<u8>, WireError> {
+    let mut out = Vec::with_capacity(message.len() + user_id.len() + user_name.len() + 8);
+    let mut rest = message;
+    let mut written = false;
+    while !rest.is_empty() {
+        let before = rest;
+        let mut one = fields(rest);
+        let (field, value) = match one.next() {
+            Some(item) => item?,
+            None => break,
+        };
+        rest = one.rest;
+        let raw = &before[..before.len() - rest.len()];
+        match (field, value) {
+            (2, FieldValue::Bytes(ctx)) => {
+                if !written {
+                    write_user_context(&mut out, ctx, user_id, user_name)?;
+                    written = true;
+                }
+            }
+            (2, other) => {
+                return Err(WireError::UnexpectedType {
+                    field: 2,
+                    wire_type: other.wire_type(),
+                });
+            }
+            _ => {
+                if !written && field > 2 {
+                    write_user_context(&mut out, &[], user_id, user_name)?;
+                    written = true;
+                }
+                out.extend_from_slice(raw);
+            }
+        }
+    }
+    if !written {
+        write_user_context(&mut out, &[], user_id, user_name)?;
+    }
+    Ok(out)
+}
+
+fn write_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn write_string(out: &mut Vec<u8>, field: u32, s: &str) {
+    write_varint(out, (u64::from(field) << 3) | 2);
+    write_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn write_user_context(
+    out: &mut Vec<u8>,
+    old: &[u8],
+    user_id: &str,
+    user_name: &str,
+) -> Result<(), WireError> {
+    let mut ctx = Vec::with_capacity(old.len() + user_id.len() + user_name.len() + 4);
+    write_string(&mut ctx, 1, user_id);
+    write_string(&mut ctx, 2, user_name);
+    let mut rest = old;
+    while !rest.is_empty() {
+        let before = rest;
+        let mut one = fields(rest);
+        let (field, _) = match one.next() {
+            Some(item) => item?,
+            None => break,
+        };
+        rest = one.rest;
+        if field != 1 && field != 2 {
+            ctx.extend_from_slice(&before[..before.len() - rest.len()]);
+        }
+    }
+    write_varint(out, (2 << 3) | 2);
+    write_varint(out, ctx.len() as u64);
+    out.extend_from_slice(&ctx);
+    Ok(())
+}
+
 /// A parsed gRPC length prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
@@ -588,6 +676,53 @@ mod tests {
         let f = read_request_fields(RpcMethod::Config, &bytes[..6]).unwrap();
         assert_eq!(f.session_id, Some("s"));
         assert!(read_request_fields(RpcMethod::Config, &bytes).is_err());
+    }
+
+    #[test]
+    fn user_context_is_rewritten_and_everything_else_kept() {
+        let req = pb::ExecutePlanRequest {
+            session_id: "s".into(),
+            user_context: Some(pb::UserContext {
+                user_id: "alice".into(),
+                user_name: "Alice".into(),
+                extensions: vec![prost_types::Any {
+                    type_url: "x".into(),
+                    value: vec![1, 2].into(),
+                }],
+            }),
+            operation_id: Some("op".into()),
+            tags: vec!["a".into(), "b".into()],
+            plan: Some(pb::Plan::default()),
+            ..Default::default()
+        };
+        let out = with_user(&req.encode_to_vec(), "bob", "bob").unwrap();
+        let back = pb::ExecutePlanRequest::decode(out.as_slice()).unwrap();
+        let mut want = req.clone();
+        want.user_context = Some(pb::UserContext {
+            user_id: "bob".into(),
+            user_name: "bob".into(),
+            extensions: req.user_context.as_ref().unwrap().extensions.clone(),
+        });
+        assert_eq!(back, want);
+
+        // Without a user context one is added.
+        let bare = pb::ConfigRequest {
+            session_id: "s".into(),
+            ..Default::default()
+        };
+        let out = with_user(&bare.encode_to_vec(), "carol", "carol").unwrap();
+        let back = pb::ConfigRequest::decode(out.as_slice()).unwrap();
+        assert_eq!(back.user_context.unwrap().user_id, "carol");
+        assert_eq!(back.session_id, "s");
+        assert!(with_user(&[0x0a, 0x09], "u", "u").is_err());
+        assert_eq!(
+            pb::ConfigRequest::decode(with_user(&[], "u", "u").unwrap().as_slice())
+                .unwrap()
+                .user_context
+                .unwrap()
+                .user_id,
+            "u"
+        );
     }
 
     #[test]

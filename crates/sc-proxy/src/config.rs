@@ -69,6 +69,10 @@ pub struct ProxyConfig {
     /// Forwarding settings.
     #[serde(default)]
     pub router: RouterSettings,
+    /// Authentication of callers on both ports. Without it the proxy only listens on loopback
+    /// addresses (set `auth.anonymous: true` to expose it without authentication).
+    #[serde(default)]
+    pub auth: sc_auth::AuthSettings,
 }
 
 /// The log level.
@@ -199,6 +203,10 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
     /// Accepted for compatibility with the Go proxy's files; the certificate decides the name.
     pub server_name: Option<String>,
+    /// PEM bundle of CAs whose client certificates are accepted (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
+    /// With `client_ca_file`: refuse connections without a client certificate.
+    pub require_client_cert: bool,
 }
 
 /// `control`: the HTTP control plane listener.
@@ -222,13 +230,14 @@ impl Default for ControlConfig {
 }
 
 /// The top-level keys, so unrelated `SC_*` variables (e.g. a test's) are not taken as settings.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "backend_provider",
     "log_level",
     "load_policy",
     "server",
     "control",
     "router",
+    "auth",
 ];
 
 impl ProxyConfig {
@@ -274,7 +283,25 @@ impl ProxyConfig {
         self.router.validate().map_err(ConfigError::Invalid)?;
         check_addr("server.listen_addr", &self.server.listen_addr)?;
         check_addr("control.listen_addr", &self.control.listen_addr)?;
+        self.authenticator()?;
+        if !self.auth.enabled() {
+            for (key, addr) in [
+                ("server.listen_addr", &self.server.listen_addr),
+                ("control.listen_addr", &self.control.listen_addr),
+            ] {
+                if !is_loopback(addr) {
+                    return Err(ConfigError::Invalid(format!(
+                        "{key} '{addr}' is reachable from other hosts but no authentication is configured; configure auth.tokens, auth.jwt or auth.mtls, or set auth.anonymous: true to allow anyone who can reach it"
+                    )));
+                }
+            }
+        }
         let tls = &self.server.tls;
+        if self.auth.mtls.is_some() && tls.client_ca_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "auth.mtls needs server.tls.enabled with server.tls.client_ca_file (the CAs of accepted client certificates)".into(),
+            ));
+        }
         if tls.enabled && (tls.cert_file.is_none() || tls.key_file.is_none()) {
             return Err(ConfigError::Invalid(
                 "server.tls.enabled is true but server.tls.cert_file or server.tls.key_file is missing; give both PEM files".into(),
@@ -293,12 +320,9 @@ impl ProxyConfig {
                         ConfigError::Invalid(format!("backend_provider.spec: {}", describe(&e)))
                     })?,
                     None => PredefinedSpec {
-                        endpoints: vec![sc_backend_predefined::EndpointSpec {
-                            url: "localhost:15002".into(),
-                            id: None,
-                            ca_file: None,
-                            server_name: None,
-                        }],
+                        endpoints: vec![sc_backend_predefined::EndpointSpec::new(
+                            "localhost:15002",
+                        )],
                     },
                 };
                 let provider = PredefinedProvider::new(p.name.clone(), &spec)
@@ -361,6 +385,28 @@ impl ProxyConfig {
                 )));
             }
         })
+    }
+}
+
+/// Whether `host:port` names only loopback addresses.
+fn is_loopback(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl ProxyConfig {
+    /// The configured authenticator, or `None` when authentication is off.
+    pub fn authenticator(&self) -> Result<Option<Arc<sc_auth::Authenticator>>, ConfigError> {
+        if !self.auth.enabled() {
+            return Ok(None);
+        }
+        sc_auth::Authenticator::new(&self.auth)
+            .map(|a| Some(Arc::new(a)))
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 }
 
@@ -431,6 +477,27 @@ server:
     }
 
     #[test]
+    fn exposing_without_authentication_needs_an_explicit_choice() {
+        let e = err("server:\n  listen_addr: 0.0.0.0:8080");
+        assert!(e.contains("auth.anonymous"), "{e}");
+        let c = ProxyConfig::from_yaml(
+            "server:\n  listen_addr: 0.0.0.0:8080\nauth:\n  anonymous: true",
+        )
+        .unwrap();
+        assert!(c.authenticator().unwrap().unwrap().allows_anonymous());
+        ProxyConfig::from_yaml(
+            "server:\n  listen_addr: '[::1]:8080'\ncontrol:\n  listen_addr: localhost:1",
+        )
+        .unwrap();
+        let c = ProxyConfig::from_yaml("server:\n  listen_addr: 0.0.0.0:8080\ncontrol:\n  listen_addr: 0.0.0.0:8081\nauth:\n  tokens:\n    - token: s3cret\n      user: alice").unwrap();
+        assert!(c.authenticator().unwrap().is_some());
+        let e = err("auth:\n  tokens:\n    - user: alice");
+        assert!(e.contains("auth.tokens[0]"), "{e}");
+        let e = err("auth:\n  mtls: {}");
+        assert!(e.contains("client_ca_file"), "{e}");
+    }
+
+    #[test]
     fn policy_name_key_is_accepted_and_defaults_apply() {
         let c = ProxyConfig::from_yaml("load_policy:\n  name: ROUND_ROBIN\n").unwrap();
         assert_eq!(c.policy().unwrap().name(), "ROUND_ROBIN");
@@ -486,11 +553,11 @@ server:
         std::fs::write(&path, "log_level: debug\n").unwrap();
         figment::Jail::expect_with(|jail| {
             jail.set_env("SC_LOG_LEVEL", "warn");
-            jail.set_env("SC_SERVER__LISTEN_ADDR", "0.0.0.0:9999");
+            jail.set_env("SC_SERVER__LISTEN_ADDR", "127.0.0.1:9999");
             jail.set_env("SC_TEST_SOMETHING", "unrelated");
             let c = ProxyConfig::load(Some(&path)).unwrap();
             assert_eq!(c.log_level, LogLevel::Warn);
-            assert_eq!(c.server.listen_addr, "0.0.0.0:9999");
+            assert_eq!(c.server.listen_addr, "127.0.0.1:9999");
             Ok(())
         });
         assert!(ProxyConfig::load(Some(Path::new("/nonexistent.yaml"))).is_err());

@@ -8,7 +8,7 @@ use sc_router::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tracing::{info, warn};
 
 use crate::config::{ConfigError, ProxyConfig};
@@ -67,6 +67,7 @@ impl Proxy {
             .settings(config.router.clone())
             .provider(config.provider()?)
             .policy(config.policy()?)
+            .admin_group(config.auth.admin_group.clone())
             .build()
             .await?;
         let grpc = bind("server.listen_addr", &config.server.listen_addr).await?;
@@ -131,11 +132,30 @@ impl Proxy {
                     .map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", p.display())))
             };
             let identity = Identity::from_pem(read(cert)?, read(key)?);
+            let mut tls_config = ServerTlsConfig::new().identity(identity);
+            if let Some(ca) = &tls.client_ca_file {
+                tls_config = tls_config
+                    .client_ca_root(Certificate::from_pem(read(ca)?))
+                    .client_auth_optional(!tls.require_client_cert);
+            }
             builder = builder
-                .tls_config(ServerTlsConfig::new().identity(identity))
+                .tls_config(tls_config)
                 .map_err(|e| ServeError::Tls(e.to_string()))?;
         }
+        let authenticator = config.authenticator()?;
+        if let Some(auth) = &authenticator {
+            if auth.allows_anonymous() {
+                warn!(
+                    "AUTHENTICATION IS OPEN: auth.anonymous is true, so anyone who can reach the proxy may use it as user 'anonymous'"
+                );
+            }
+        } else {
+            info!("authentication is off; the proxy listens on loopback addresses only");
+        }
+        let auth_layer =
+            tower::util::option_layer(authenticator.clone().map(sc_auth::GrpcAuthLayer::new));
         let grpc_server = builder
+            .layer(auth_layer)
             .add_service(router.service())
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stopped(stop_rx.clone()));
 
@@ -144,6 +164,7 @@ impl Proxy {
             grpc_port: grpc_addr.map_or(8080, |a| a.port()),
             public_host: config.control.public_host.clone(),
             grpc_tls: tls.enabled,
+            auth: authenticator,
         };
         let control_server = axum::serve(control, sc_control::app(state))
             .with_graceful_shutdown(stopped(stop_rx.clone()));

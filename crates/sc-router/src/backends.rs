@@ -21,6 +21,8 @@ pub(crate) struct BackendHandle {
     pub(crate) metrics: BackendMetrics,
     pub(crate) draining: AtomicBool,
     pub(crate) endpoint_text: String,
+    /// `Bearer <pre-shared token>` for this backend, marked sensitive.
+    pub(crate) authorization: Option<http::HeaderValue>,
 }
 
 impl BackendHandle {
@@ -31,7 +33,23 @@ impl BackendHandle {
         metrics: &Metrics,
     ) -> Result<Self, RouterError> {
         let channel = connect_lazy(&backend, settings)?;
+        let authorization =
+            match &backend.auth_token {
+                Some(token) => {
+                    let mut value = http::HeaderValue::try_from(format!("Bearer {token}"))
+                        .map_err(|_| RouterError::BackendUnavailable {
+                            backend: backend.id.clone(),
+                            endpoint: backend.endpoint.to_string(),
+                            reason: "its auth token holds characters not allowed in a header"
+                                .into(),
+                        })?;
+                    value.set_sensitive(true);
+                    Some(value)
+                }
+                None => None,
+            };
         Ok(BackendHandle {
+            authorization,
             metrics: metrics.backend(&backend.id),
             endpoint_text: backend
                 .endpoint

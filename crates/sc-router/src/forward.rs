@@ -25,6 +25,26 @@ pub(crate) struct Head {
 }
 
 impl Head {
+    /// Replaces the first message with `message` (sent uncompressed), keeping any bytes of later
+    /// messages that were read with it.
+    pub(crate) fn replace_first_message(self, message: &[u8]) -> Head {
+        let end = (GRPC_HEADER_LEN + self.header.len as usize).min(self.buffered.len());
+        let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
+        let mut out =
+            BytesMut::with_capacity(GRPC_HEADER_LEN + message.len() + self.buffered.len() - end);
+        out.extend_from_slice(&wire::encode_frame_header(len));
+        out.extend_from_slice(message);
+        out.extend_from_slice(&self.buffered[end..]);
+        Head {
+            buffered: out.freeze(),
+            header: FrameHeader {
+                compressed: false,
+                len,
+            },
+            trailers: self.trailers,
+        }
+    }
+
     /// The first message's bytes, as sent (possibly compressed).
     pub(crate) fn message(&self) -> &[u8] {
         let end = GRPC_HEADER_LEN + self.header.len as usize;
@@ -331,4 +351,76 @@ pub(crate) fn local_response(message: &[u8]) -> http::Response<Body> {
         http::HeaderValue::from_static("application/grpc"),
     );
     response
+}
+
+/// The Spark setting that holds a backend's pre-shared token.
+pub(crate) const TOKEN_KEY: &str = "spark.connect.authenticate.token";
+const REDACTED: &str = "*********(redacted)";
+
+/// Replaces the value of [`TOKEN_KEY`] in a unary Config response, so a client cannot read the
+/// token the proxy injects. The response (one small message) is read whole; a response that is
+/// not a well-formed ConfigResponse is replaced by an INTERNAL status rather than passed on.
+pub(crate) async fn redact_config(body: Body, limit: usize) -> Body {
+    use prost::Message as _;
+    use sc_proto::spark::connect as pb;
+
+    let collected = match http_body_util::Limited::new(body, limit + GRPC_HEADER_LEN)
+        .collect()
+        .await
+    {
+        Ok(c) => c,
+        Err(_) => {
+            return status_body(tonic::Status::internal(
+                "config response could not be read for redaction",
+            ));
+        }
+    };
+    let trailers = collected.trailers().cloned();
+    let bytes = collected.to_bytes();
+    let mut out = BytesMut::with_capacity(bytes.len());
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let header = match wire::frame_header(rest) {
+            Ok(Some(h)) if !h.compressed && rest.len() >= GRPC_HEADER_LEN + h.len as usize => h,
+            _ => {
+                return status_body(tonic::Status::internal(
+                    "config response could not be read for redaction",
+                ));
+            }
+        };
+        let message = &rest[GRPC_HEADER_LEN..GRPC_HEADER_LEN + header.len as usize];
+        rest = &rest[GRPC_HEADER_LEN + header.len as usize..];
+        let Ok(mut response) = pb::ConfigResponse::decode(message) else {
+            return status_body(tonic::Status::internal(
+                "config response could not be read for redaction",
+            ));
+        };
+        for pair in &mut response.pairs {
+            if pair.key == TOKEN_KEY && pair.value.is_some() {
+                pair.value = Some(REDACTED.to_owned());
+            }
+        }
+        let encoded = response.encode_to_vec();
+        out.extend_from_slice(&wire::encode_frame_header(
+            u32::try_from(encoded.len()).unwrap_or(u32::MAX),
+        ));
+        out.extend_from_slice(&encoded);
+    }
+    let mut frames = vec![Ok::<_, tonic::Status>(Frame::data(out.freeze()))];
+    if let Some(trailers) = trailers {
+        frames.push(Ok(Frame::trailers(trailers)));
+    }
+    Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
+        frames,
+    )))
+}
+
+fn status_body(status: tonic::Status) -> Body {
+    let mut trailers = HeaderMap::new();
+    if status.add_header(&mut trailers).is_err() {
+        trailers.insert("grpc-status", http::HeaderValue::from_static("13"));
+    }
+    Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
+        [Ok::<_, tonic::Status>(Frame::trailers(trailers))],
+    )))
 }

@@ -18,7 +18,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let spec = PredefinedSpec {
-//!     endpoints: vec![EndpointSpec { url: "localhost:15002".into(), id: None, ca_file: None, server_name: None }],
+//!     endpoints: vec![EndpointSpec::new("localhost:15002")],
 //! };
 //! let router = Router::builder()
 //!     .provider(Arc::new(PredefinedProvider::new("local", &spec)?))
@@ -65,6 +65,7 @@ use registry::{Registry, Session};
 /// The shared state behind [`Router`] and [`RouterService`].
 pub(crate) struct Inner {
     settings: RouterSettings,
+    admin_group: Option<String>,
     pool: BackendPool,
     registry: Registry,
     policy: Arc<dyn LoadPolicy>,
@@ -91,6 +92,7 @@ pub struct RouterBuilder {
     settings: RouterSettings,
     providers: Vec<Arc<dyn BackendProvider>>,
     policy: Option<Arc<dyn LoadPolicy>>,
+    admin_group: Option<String>,
 }
 
 impl std::fmt::Debug for RouterBuilder {
@@ -118,6 +120,13 @@ impl RouterBuilder {
         self
     }
 
+    /// Members of this group (of an authenticated [`Identity`](sc_backend_api::Identity)) may use
+    /// every session.
+    pub fn admin_group(mut self, group: Option<String>) -> Self {
+        self.admin_group = group;
+        self
+    }
+
     /// Lists every provider's backends and returns the router. Backend connections are made
     /// lazily, on the first call that needs them, so a backend that is down does not stop the
     /// router from starting.
@@ -131,6 +140,7 @@ impl RouterBuilder {
         Ok(Router {
             inner: Arc::new(Inner {
                 settings: self.settings,
+                admin_group: self.admin_group,
                 pool,
                 registry: Registry::default(),
                 policy: self
@@ -183,15 +193,20 @@ impl Router {
     }
 
     /// Creates a control-plane session: picks its backend now, so its calls carry only the id.
+    ///
+    /// `user_id` owns the session: with authentication on, only that user (or an admin) may use
+    /// it. `identity` is the verified creator, passed on to the provider.
     pub async fn create_session(
         &self,
         user_id: Option<String>,
+        identity: Option<&sc_backend_api::Identity>,
     ) -> Result<SessionInfo, RouterError> {
         let backend = self
             .inner
             .place(&StartRequest {
                 user: user_id.clone(),
                 session_id: None,
+                identity: identity.cloned(),
             })
             .await?;
         let session = Arc::new(Session::new(

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use http::HeaderMap;
 use prost::Message as _;
-use sc_backend_api::StartRequest;
+use sc_backend_api::{Identity, StartRequest};
 use sc_proto::RpcMethod;
 use sc_proto::spark::connect as pb;
 use sc_proto::wire::{self, RequestFields};
@@ -109,6 +109,7 @@ impl Inner {
         request: http::Request<Body>,
     ) -> Result<http::Response<Body>, RouterError> {
         let (mut parts, mut body) = request.into_parts();
+        let identity = parts.extensions.remove::<Identity>();
         let head = forward::read_head(&mut body, self.settings.max_message_size).await?;
         let mut scratch = Vec::new();
         let message = forward::readable(
@@ -118,18 +119,38 @@ impl Inner {
             &mut scratch,
         )?;
         let fields = wire::read_request_fields(method, message)?;
+        let caller = Caller::new(identity.as_ref(), &fields, self.admin_group.as_deref());
 
-        let session = match self.find_session(method, &parts.headers, &fields).await? {
+        let session = match self
+            .find_session(method, &parts.headers, &fields, &caller)
+            .await?
+        {
             Target::Session(session) => session,
             Target::AlreadyReleased => return Ok(released_locally(&fields)),
         };
-        self.note_call(method, &fields, &session);
-        let release = (method == RpcMethod::ReleaseSession).then(|| release_key(&fields));
+        self.note_call(method, &fields, &session, &caller);
+        let release = (method == RpcMethod::ReleaseSession).then(|| release_key(&fields, &caller));
+        // With authentication on, Spark sees the verified user, never the one the client claims.
+        let rewritten = match &identity {
+            Some(id) if fields.user_id != Some(&id.user) || fields.user_name != Some(&id.user) => {
+                Some(wire::with_user(message, &id.user, &id.user)?)
+            }
+            _ => None,
+        };
+        let head = match rewritten {
+            Some(message) => head.replace_first_message(&message),
+            None => head,
+        };
 
         for name in HOP_HEADERS {
             parts.headers.remove(name);
         }
         let backend = session.backend.clone();
+        if let Some(token) = &backend.authorization {
+            parts
+                .headers
+                .insert(http::header::AUTHORIZATION, token.clone());
+        }
         let upstream = Upstream::new(head, body, backend.metrics.bytes_to_backend.clone());
         let request = http::Request::from_parts(parts, Body::new(upstream));
 
@@ -151,6 +172,11 @@ impl Inner {
             }
         };
         let (parts, body) = response.into_parts();
+        let body = if method == RpcMethod::Config && backend.authorization.is_some() {
+            forward::redact_config(body, self.settings.max_message_size).await
+        } else {
+            body
+        };
         let code = forward::grpc_status(&parts.headers);
         let body = Downstream::new(body, backend.metrics.bytes_to_client.clone(), code, call);
         Ok(http::Response::from_parts(parts, Body::new(body)))
@@ -162,6 +188,7 @@ impl Inner {
         method: RpcMethod,
         headers: &HeaderMap,
         fields: &RequestFields<'_>,
+        caller: &Caller<'_>,
     ) -> Result<Target, RouterError> {
         if let Some(value) = headers.get(SESSION_HEADER) {
             let id = value.to_str().map_err(|_| RouterError::InvalidHeader {
@@ -172,26 +199,23 @@ impl Inner {
                 .registry
                 .control(id.trim())
                 .ok_or_else(|| RouterError::SessionNotFound(id.to_owned()))?;
+            caller.may_use(&session)?;
             if let Some(spark_session) = fields.session_id {
-                session.note_spark_session(fields.user_id, spark_session);
+                session.note_spark_session(caller.user, spark_session);
             }
             return Ok(Target::Session(session));
         }
 
         let session_id = fields.session_id.ok_or(RouterError::MissingSessionId)?;
         if let Some(session) = self.registry.bound(session_id) {
-            if session.user_id.as_deref() != fields.user_id {
-                return Err(RouterError::PermissionDenied);
-            }
+            caller.may_use(&session)?;
             return Ok(Target::Session(session));
         }
         if let Some(session) = fields
             .operation_id
             .and_then(|op| self.registry.operation(op))
         {
-            if session.user_id.as_deref() != fields.user_id {
-                return Err(RouterError::PermissionDenied);
-            }
+            caller.may_use(&session)?;
             return Ok(Target::Session(session));
         }
         if method == RpcMethod::ReleaseSession {
@@ -200,25 +224,32 @@ impl Inner {
 
         let backend = self
             .place(&StartRequest {
-                user: fields.user_id.map(str::to_owned),
+                user: caller.user.map(str::to_owned),
                 session_id: Some(session_id.to_owned()),
+                identity: caller.identity.cloned(),
             })
             .await?;
         let fresh = Arc::new(Session::new(
             session_id.to_owned(),
             SessionKind::Bound,
-            fields.user_id.map(str::to_owned),
+            caller.user.map(str::to_owned),
             backend,
         ));
         let session = self.registry.bind(fresh.clone());
         if Arc::ptr_eq(&session, &fresh) {
-            info!(session_id, user_id = fields.user_id.unwrap_or(""), backend = %session.backend.id(), "session bound");
+            info!(session_id, user_id = caller.user.unwrap_or(""), backend = %session.backend.id(), "session bound");
         }
         Ok(Target::Session(session))
     }
 
     /// Keeps the operation index and CloneSession bindings up to date.
-    fn note_call(&self, method: RpcMethod, fields: &RequestFields<'_>, session: &Arc<Session>) {
+    fn note_call(
+        &self,
+        method: RpcMethod,
+        fields: &RequestFields<'_>,
+        session: &Arc<Session>,
+        caller: &Caller<'_>,
+    ) {
         match method {
             RpcMethod::ExecutePlan => {
                 if let Some(op) = fields.operation_id {
@@ -233,12 +264,12 @@ impl Inner {
             RpcMethod::CloneSession => {
                 if let Some(new_id) = fields.new_session_id {
                     match session.kind {
-                        SessionKind::Control => session.note_spark_session(fields.user_id, new_id),
+                        SessionKind::Control => session.note_spark_session(caller.user, new_id),
                         SessionKind::Bound => {
                             let clone = Arc::new(Session::new(
                                 new_id.to_owned(),
                                 SessionKind::Bound,
-                                fields.user_id.map(str::to_owned),
+                                caller.user.map(str::to_owned),
                                 session.backend.clone(),
                             ));
                             self.registry.bind(clone);
@@ -267,11 +298,54 @@ impl Inner {
     }
 }
 
-fn release_key(fields: &RequestFields<'_>) -> (Option<String>, Option<String>) {
+fn release_key(
+    fields: &RequestFields<'_>,
+    caller: &Caller<'_>,
+) -> (Option<String>, Option<String>) {
     (
-        fields.user_id.map(str::to_owned),
+        caller.user.map(str::to_owned),
         fields.session_id.map(str::to_owned),
     )
+}
+
+/// Who makes a call: the verified identity when authentication is on, else the `user_id` the
+/// request claims.
+pub(crate) struct Caller<'a> {
+    identity: Option<&'a Identity>,
+    user: Option<&'a str>,
+    admin: bool,
+}
+
+impl<'a> Caller<'a> {
+    fn new(
+        identity: Option<&'a Identity>,
+        fields: &RequestFields<'a>,
+        admin_group: Option<&str>,
+    ) -> Self {
+        Caller {
+            identity,
+            user: identity.map(|i| i.user.as_str()).or(fields.user_id),
+            admin: identity
+                .zip(admin_group)
+                .is_some_and(|(i, g)| i.in_group(g)),
+        }
+    }
+
+    /// Only the owner (or an admin) may use a session; others learn nothing about it.
+    fn may_use(&self, session: &Session) -> Result<(), RouterError> {
+        let owner_matches = session.user_id.as_deref() == self.user;
+        // A control session created without an owner (authentication off) is open to all
+        // unless the caller is authenticated, in which case it must be owned by the caller.
+        let open = session.kind == SessionKind::Control
+            && session.user_id.is_none()
+            && self.identity.is_none();
+        if owner_matches || open || self.admin {
+            Ok(())
+        } else {
+            warn!(target: "audit", event = "permission_denied", user = self.user.unwrap_or(""), session_id = %session.id, "permission denied");
+            Err(RouterError::PermissionDenied)
+        }
+    }
 }
 
 fn released_locally(fields: &RequestFields<'_>) -> http::Response<Body> {

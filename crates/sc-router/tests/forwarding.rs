@@ -66,8 +66,8 @@ async fn control_sessions_route_by_header_and_unknown_ids_are_not_found() {
     )
     .await;
     let mut c = client(spawn_proxy(&router).await).await;
-    let s1 = router.create_session(None).await.unwrap();
-    let s2 = router.create_session(None).await.unwrap();
+    let s1 = router.create_session(None, None).await.unwrap();
+    let s2 = router.create_session(None, None).await.unwrap();
     assert_ne!(s1.backend, s2.backend);
 
     // Any Spark session id inside goes where the header says.

@@ -19,22 +19,10 @@ use sc_router::policy::RoundRobin;
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:8090".into());
-    let endpoints: Vec<_> = args
-        .map(|url| EndpointSpec {
-            url,
-            id: None,
-            ca_file: None,
-            server_name: None,
-        })
-        .collect();
+    let endpoints: Vec<_> = args.map(EndpointSpec::new).collect();
     let spec = PredefinedSpec {
         endpoints: if endpoints.is_empty() {
-            vec![EndpointSpec {
-                url: "localhost:15002".into(),
-                id: None,
-                ca_file: None,
-                server_name: None,
-            }]
+            vec![EndpointSpec::new("localhost:15002")]
         } else {
             endpoints
         },

@@ -204,10 +204,20 @@ impl SparkConnectService for Fake {
         Ok(Response::new(pb::ConfigResponse {
             session_id: r.session_id.clone(),
             server_side_session_id: self.0.name.clone(),
-            pairs: vec![pb::KeyValue {
-                key: "backend".into(),
-                value: Some(self.0.name.clone()),
-            }],
+            pairs: vec![
+                pb::KeyValue {
+                    key: "backend".into(),
+                    value: Some(self.0.name.clone()),
+                },
+                pb::KeyValue {
+                    key: "spark.connect.authenticate.token".into(),
+                    value: request
+                        .metadata()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| v.trim_start_matches("Bearer ").to_owned()),
+                },
+            ],
             warnings: vec![],
         }))
     }
@@ -422,12 +432,7 @@ pub async fn router(
     let spec = PredefinedSpec {
         endpoints: endpoints
             .iter()
-            .map(|u| EndpointSpec {
-                url: u.clone(),
-                id: None,
-                ca_file: None,
-                server_name: None,
-            })
+            .map(|u| EndpointSpec::new(u.clone()))
             .collect(),
     };
     Router::builder()
@@ -515,4 +520,51 @@ pub async fn backend_of(client: &mut Client, session: &str, user: &str) -> Strin
         .unwrap()
         .into_inner();
     resp.server_side_session_id
+}
+
+/// Serves the router behind the authentication layer.
+pub async fn spawn_proxy_with_auth(router: &Router, auth: sc_auth::AuthSettings) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let layer = sc_auth::GrpcAuthLayer::new(Arc::new(sc_auth::Authenticator::new(&auth).unwrap()));
+    tokio::spawn(
+        Server::builder()
+            .layer(layer)
+            .add_service(router.service())
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    addr
+}
+
+/// A router over backends that carry pre-shared tokens.
+pub async fn router_with_tokens(endpoints: &[(String, &str)], admin_group: Option<&str>) -> Router {
+    let backends: Vec<_> = endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, (url, token))| {
+            sc_backend_api::Backend::new(
+                sc_backend_api::BackendId::new(format!("backend-{i}")),
+                format!("http://{url}").parse().unwrap(),
+            )
+            .with_auth_token(*token)
+        })
+        .collect();
+    Router::builder()
+        .provider(Arc::new(StaticBackends(backends)))
+        .admin_group(admin_group.map(str::to_owned))
+        .build()
+        .await
+        .unwrap()
+}
+
+struct StaticBackends(Vec<sc_backend_api::Backend>);
+
+#[tonic::async_trait]
+impl sc_backend_api::BackendProvider for StaticBackends {
+    fn name(&self) -> &str {
+        "static"
+    }
+    async fn list(&self) -> Result<Vec<sc_backend_api::Backend>, sc_backend_api::ProviderError> {
+        Ok(self.0.clone())
+    }
 }

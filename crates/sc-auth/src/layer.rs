@@ -1,0 +1,97 @@
+//! A tower layer that authenticates every gRPC call.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::Either;
+use tonic::body::Body;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tower::{Layer, Service};
+use tracing::warn;
+
+use crate::Authenticator;
+
+/// Wraps a gRPC service so that every call is authenticated first.
+#[derive(Debug, Clone)]
+pub struct GrpcAuthLayer {
+    authenticator: Arc<Authenticator>,
+}
+
+impl GrpcAuthLayer {
+    /// A layer using `authenticator`.
+    pub fn new(authenticator: Arc<Authenticator>) -> Self {
+        GrpcAuthLayer { authenticator }
+    }
+}
+
+impl<S> Layer<S> for GrpcAuthLayer {
+    type Service = GrpcAuth<S>;
+
+    fn layer(&self, inner: S) -> GrpcAuth<S> {
+        GrpcAuth {
+            inner,
+            authenticator: self.authenticator.clone(),
+        }
+    }
+}
+
+/// The service made by [`GrpcAuthLayer`]: rejects unauthenticated calls with `UNAUTHENTICATED`,
+/// puts the caller's [`Identity`](crate::Identity) into the request's extensions, and removes the
+/// `authorization` header so the client's credentials never travel further.
+#[derive(Debug, Clone)]
+pub struct GrpcAuth<S> {
+    inner: S,
+    authenticator: Arc<Authenticator>,
+}
+
+impl<S, B> Service<http::Request<B>> for GrpcAuth<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Either<S::Future, std::future::Ready<Result<http::Response<Body>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let certificate = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|info| info.peer_certs())
+            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()));
+        let authorization = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes().to_vec());
+        match self
+            .authenticator
+            .authenticate(authorization.as_deref(), certificate.as_deref())
+        {
+            Ok(identity) => {
+                request.headers_mut().remove(http::header::AUTHORIZATION);
+                request.extensions_mut().insert(identity);
+                Either::Left(self.inner.call(request))
+            }
+            Err(error) => {
+                let peer = request
+                    .extensions()
+                    .get::<TlsConnectInfo<TcpConnectInfo>>()
+                    .and_then(|i| i.get_ref().remote_addr())
+                    .or_else(|| {
+                        request
+                            .extensions()
+                            .get::<TcpConnectInfo>()
+                            .and_then(|i| i.remote_addr())
+                    });
+                warn!(target: "audit", event = "auth_failure", peer = ?peer, path = request.uri().path(), reason = %error, "authentication failed");
+                let status = tonic::Status::unauthenticated(error.to_string());
+                Either::Right(std::future::ready(Ok(status.into_http())))
+            }
+        }
+    }
+}
