@@ -687,7 +687,7 @@ mod tests {
                 user_name: "Alice".into(),
                 extensions: vec![prost_types::Any {
                     type_url: "x".into(),
-                    value: vec![1, 2].into(),
+                    value: vec![1, 2],
                 }],
             }),
             operation_id: Some("op".into()),
