@@ -179,6 +179,11 @@ pub struct ServerConfig {
     /// How long running calls may go on after a shutdown signal.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// A connection from which nothing has been received for this long is closed (half-open
+    /// or slow-loris connections). Honest HTTP/2 clients answer the proxy's keep-alive pings
+    /// (`router.keepalive_interval`), so this must be longer than that interval.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -187,6 +192,7 @@ impl Default for ServerConfig {
             listen_addr: "127.0.0.1:8080".into(),
             tls: TlsConfig::default(),
             shutdown_grace: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -295,6 +301,12 @@ impl ProxyConfig {
                     )));
                 }
             }
+        }
+        if self.server.idle_timeout <= self.router.keepalive_interval {
+            return Err(ConfigError::Invalid(format!(
+                "server.idle_timeout ({:?}) must be longer than router.keepalive_interval ({:?}), or honest idle clients would be cut",
+                self.server.idle_timeout, self.router.keepalive_interval
+            )));
         }
         let tls = &self.server.tls;
         if self.auth.mtls.is_some() && tls.client_ca_file.is_none() {

@@ -7,6 +7,7 @@ use sc_control::ControlState;
 use sc_router::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use futures_util::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tracing::{info, warn};
@@ -154,10 +155,17 @@ impl Proxy {
         }
         let auth_layer =
             tower::util::option_layer(authenticator.clone().map(sc_auth::GrpcAuthLayer::new));
+        let idle_timeout = config.server.idle_timeout;
+        let incoming = TcpListenerStream::new(grpc).map(move |accepted| {
+            accepted.map(|stream| {
+                let _ = stream.set_nodelay(true);
+                IdleTimeout::new(stream, idle_timeout)
+            })
+        });
         let grpc_server = builder
             .layer(auth_layer)
             .add_service(router.service())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stopped(stop_rx.clone()));
+            .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
 
         let state = ControlState {
             router: router.clone(),
@@ -206,5 +214,77 @@ impl Proxy {
             (_, Ok(Err(e))) => Err(ServeError::Server(format!("control plane: {e}"))),
             (Err(e), _) | (_, Err(e)) => Err(ServeError::Server(e.to_string())),
         }
+    }
+}
+
+/// A client connection closed when nothing has been received on it for a while.
+struct IdleTimeout {
+    inner: std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<tokio::net::TcpStream>>>,
+    info: tonic::transport::server::TcpConnectInfo,
+}
+
+impl IdleTimeout {
+    fn new(stream: tokio::net::TcpStream, timeout: std::time::Duration) -> Self {
+        let info = tonic::transport::server::Connected::connect_info(&stream);
+        let mut inner = tokio_io_timeout::TimeoutStream::new(stream);
+        inner.set_read_timeout(Some(timeout));
+        IdleTimeout {
+            inner: Box::pin(inner),
+            info,
+        }
+    }
+}
+
+impl tonic::transport::server::Connected for IdleTimeout {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.info.clone()
+    }
+}
+
+impl tokio::io::AsyncRead for IdleTimeout {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.inner.as_mut().poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for IdleTimeout {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.inner.as_mut().poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.inner.as_mut().poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.inner.as_mut().poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.inner.as_mut().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }

@@ -65,6 +65,16 @@ pub enum RouterError {
     /// A backend provider failed.
     #[error("backend provider error: {0}")]
     Provider(#[from] ProviderError),
+    /// A configured limit refused the call.
+    #[error("{message}")]
+    LimitExceeded {
+        /// Which limit (`sessions_per_user`, `streams_per_user`, `streams_total`, `rate`).
+        limit: &'static str,
+        /// What happened and what to do.
+        message: String,
+        /// When a retry may succeed, sent to the client as `google.rpc.RetryInfo`.
+        retry_after: Option<std::time::Duration>,
+    },
     /// The client's request stream failed while the router read it.
     #[error("reading the request failed: {0}")]
     RequestBody(String),
@@ -79,9 +89,9 @@ impl RouterError {
             | RouterError::MissingSessionId
             | RouterError::Malformed(_)
             | RouterError::Truncated(_) => Code::InvalidArgument,
-            RouterError::MessageTooLarge { .. } | RouterError::NoCapacity(_) => {
-                Code::ResourceExhausted
-            }
+            RouterError::MessageTooLarge { .. }
+            | RouterError::NoCapacity(_)
+            | RouterError::LimitExceeded { .. } => Code::ResourceExhausted,
             RouterError::UnsupportedEncoding(_) => Code::Unimplemented,
             RouterError::PermissionDenied => Code::PermissionDenied,
             RouterError::BackendUnavailable { .. } => Code::Unavailable,
@@ -93,7 +103,18 @@ impl RouterError {
 
     /// The status a client receives.
     pub fn to_status(&self) -> Status {
-        Status::new(self.code(), self.to_string())
+        use tonic_types::{ErrorDetails, StatusExt as _};
+        match self {
+            RouterError::LimitExceeded {
+                retry_after: Some(delay),
+                ..
+            } => Status::with_error_details(
+                self.code(),
+                self.to_string(),
+                ErrorDetails::with_retry_info(Some(*delay)),
+            ),
+            _ => Status::new(self.code(), self.to_string()),
+        }
     }
 }
 

@@ -39,6 +39,7 @@
 mod backends;
 mod error;
 mod forward;
+pub mod limits;
 pub mod metrics;
 pub mod policy;
 mod registry;
@@ -65,6 +66,7 @@ use registry::{Registry, Session};
 /// The shared state behind [`Router`] and [`RouterService`].
 pub(crate) struct Inner {
     settings: RouterSettings,
+    limiter: Arc<limits::Limiter>,
     admin_group: Option<String>,
     pool: BackendPool,
     registry: Registry,
@@ -139,6 +141,7 @@ impl RouterBuilder {
         pool.refresh().await?;
         Ok(Router {
             inner: Arc::new(Inner {
+                limiter: Arc::new(limits::Limiter::new(self.settings.limits.clone())),
                 settings: self.settings,
                 admin_group: self.admin_group,
                 pool,
@@ -201,14 +204,23 @@ impl Router {
         user_id: Option<String>,
         identity: Option<&sc_backend_api::Identity>,
     ) -> Result<SessionInfo, RouterError> {
-        let backend = self
+        let limit_user = user_id.clone().unwrap_or_else(|| "anonymous".into());
+        self.inner.limiter.admit_session(&limit_user)?;
+        let placed = self
             .inner
             .place(&StartRequest {
                 user: user_id.clone(),
                 session_id: None,
                 identity: identity.cloned(),
             })
-            .await?;
+            .await;
+        let backend = match placed {
+            Ok(backend) => backend,
+            Err(e) => {
+                self.inner.limiter.session_closed(&limit_user);
+                return Err(e);
+            }
+        };
         let session = Arc::new(Session::new(
             uuid::Uuid::new_v4().to_string(),
             SessionKind::Control,
@@ -241,6 +253,9 @@ impl Router {
             .find(id)
             .ok_or_else(|| RouterError::SessionNotFound(id.to_owned()))?;
         if self.inner.registry.remove(&session) {
+            self.inner
+                .limiter
+                .session_closed(session.user_id.as_deref().unwrap_or("anonymous"));
             let spark_sessions = match session.kind {
                 SessionKind::Control => session.spark_sessions(),
                 SessionKind::Bound => vec![(

@@ -43,6 +43,11 @@ pub(crate) struct BytesLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct LimitLabels {
+    pub(crate) limit: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct RejectLabels {
     pub(crate) method: &'static str,
     pub(crate) code: &'static str,
@@ -57,6 +62,7 @@ pub struct Metrics {
     sessions: Family<BackendLabels, Gauge>,
     active_streams: Family<BackendLabels, Gauge>,
     bytes: Family<BytesLabels, Counter>,
+    limits: Family<LimitLabels, Counter>,
 }
 
 /// The metric handles of one backend.
@@ -84,6 +90,12 @@ impl Metrics {
         let sessions = Family::<BackendLabels, Gauge>::default();
         let active_streams = Family::<BackendLabels, Gauge>::default();
         let bytes = Family::<BytesLabels, Counter>::default();
+        let limits = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "limit_rejections",
+            "Calls refused by a configured limit (sessions_per_user, streams_per_user, streams_total, rate)",
+            limits.clone(),
+        );
         registry.register(
             "calls",
             "Spark Connect calls forwarded, by method, final gRPC status code and backend",
@@ -116,7 +128,12 @@ impl Metrics {
             sessions,
             active_streams,
             bytes,
+            limits,
         }
+    }
+
+    pub(crate) fn limit_rejected(&self, limit: &'static str) {
+        self.limits.get_or_create(&LimitLabels { limit }).inc();
     }
 
     pub(crate) fn backend(&self, id: &BackendId) -> BackendMetrics {

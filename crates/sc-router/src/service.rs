@@ -81,6 +81,9 @@ where
                 Ok(response) => Ok(response),
                 Err(error) => {
                     let status = error.to_status();
+                    if let RouterError::LimitExceeded { limit, .. } = &error {
+                        inner.metrics.limit_rejected(limit);
+                    }
                     // Backend failures are counted per backend in `calls` by `CallEnd`.
                     if !matches!(error, RouterError::BackendUnavailable { .. }) {
                         debug!(method = method.name(), code = ?status.code(), %error, "call rejected");
@@ -120,6 +123,11 @@ impl Inner {
         )?;
         let fields = wire::read_request_fields(method, message)?;
         let caller = Caller::new(identity.as_ref(), &fields, self.admin_group.as_deref());
+        let permit = if self.limiter.enabled() {
+            Some(self.limiter.admit_call(caller.limit_key())?)
+        } else {
+            None
+        };
 
         let session = match self
             .find_session(method, &parts.headers, &fields, &caller)
@@ -161,6 +169,7 @@ impl Inner {
             session,
             method,
             release,
+            _permit: permit,
         };
         let response = match backend.channel.clone().oneshot(request).await {
             Ok(response) => response,
@@ -222,13 +231,21 @@ impl Inner {
             return Ok(Target::AlreadyReleased);
         }
 
-        let backend = self
+        self.limiter.admit_session(caller.limit_key())?;
+        let placed = self
             .place(&StartRequest {
                 user: caller.user.map(str::to_owned),
                 session_id: Some(session_id.to_owned()),
                 identity: caller.identity.cloned(),
             })
-            .await?;
+            .await;
+        let backend = match placed {
+            Ok(backend) => backend,
+            Err(e) => {
+                self.limiter.session_closed(caller.limit_key());
+                return Err(e);
+            }
+        };
         let fresh = Arc::new(Session::new(
             session_id.to_owned(),
             SessionKind::Bound,
@@ -236,7 +253,10 @@ impl Inner {
             backend,
         ));
         let session = self.registry.bind(fresh.clone());
-        if Arc::ptr_eq(&session, &fresh) {
+        if !Arc::ptr_eq(&session, &fresh) {
+            // Another call bound it first; this one's slot is not needed.
+            self.limiter.session_closed(caller.limit_key());
+        } else {
             info!(session_id, user_id = caller.user.unwrap_or(""), backend = %session.backend.id(), "session bound");
         }
         Ok(Target::Session(session))
@@ -286,6 +306,8 @@ impl Inner {
         match session.kind {
             SessionKind::Bound => {
                 if self.registry.remove(session) {
+                    self.limiter
+                        .session_closed(session.user_id.as_deref().unwrap_or("anonymous"));
                     info!(session_id = %session.id, backend = %session.backend.id(), "session released");
                 }
             }
@@ -331,6 +353,11 @@ impl<'a> Caller<'a> {
         }
     }
 
+    /// The key the limits count under.
+    fn limit_key(&self) -> &str {
+        self.user.unwrap_or("anonymous")
+    }
+
     /// Only the owner (or an admin) may use a session; others learn nothing about it.
     fn may_use(&self, session: &Session) -> Result<(), RouterError> {
         let owner_matches = session.user_id.as_deref() == self.user;
@@ -373,6 +400,8 @@ struct CallEnd {
     session: Arc<Session>,
     method: RpcMethod,
     release: Option<(Option<String>, Option<String>)>,
+    /// The call's place in the in-flight limits, given back when the call ends.
+    _permit: Option<crate::limits::StreamPermit>,
 }
 
 impl Observer for CallEnd {

@@ -22,6 +22,8 @@ pub struct RouterSettings {
     pub stream_window: u32,
     /// HTTP/2 receive window of each backend connection, in bytes (shared by all its streams).
     pub connection_window: u32,
+    /// Per-user and global limits.
+    pub limits: crate::limits::LimitSettings,
 }
 
 impl Default for RouterSettings {
@@ -32,6 +34,7 @@ impl Default for RouterSettings {
             keepalive_interval: Duration::from_secs(30),
             stream_window: 4 * 1024 * 1024,
             connection_window: 256 * 1024 * 1024,
+            limits: crate::limits::LimitSettings::default(),
         }
     }
 }
@@ -50,6 +53,7 @@ impl RouterSettings {
                 "router.stream_window must be at least 65535 and router.connection_window at least router.stream_window".into(),
             );
         }
+        self.limits.validate()?;
         if self.connect_timeout.is_zero() {
             return Err("router.connect_timeout must be greater than zero, e.g. 5s".into());
         }

@@ -543,3 +543,86 @@ async fn a_stream_cut_by_the_backend_ends_with_unavailable_naming_it() {
     // The proxy keeps serving, and reconnects to the backend.
     assert_eq!(backend_of(&mut c, "s", "u").await, "crashy");
 }
+
+#[tokio::test]
+async fn limits_trigger_at_the_configured_numbers() {
+    use sc_router::limits::LimitSettings;
+    let (a, _) = spawn_backend("a").await;
+    let settings = RouterSettings {
+        limits: LimitSettings {
+            max_sessions_per_user: Some(2),
+            max_streams_per_user: Some(1),
+            requests_per_second: Some(1),
+            burst: Some(5),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let router = router(&[a.to_string()], Arc::new(RoundRobin::default()), settings).await;
+    let mut c = client(spawn_proxy(&router).await).await;
+
+    // Two sessions for alice, the third is refused; bob is not affected.
+    backend_of(&mut c, "a1", "alice").await;
+    backend_of(&mut c, "a2", "alice").await;
+    let err = c.config(config_req("a3", "alice")).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message().contains("max_sessions_per_user"),
+        "{}",
+        err.message()
+    );
+    backend_of(&mut c, "b1", "bob").await;
+
+    // One call in flight per user: hold a stream open, the next call is refused until it ends.
+    let mut held = c
+        .execute_plan(execute_req("b1", "bob", "op", "big:64:1048576"))
+        .await
+        .unwrap()
+        .into_inner();
+    held.message().await.unwrap().unwrap();
+    let err = c.config(config_req("b1", "bob")).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message().contains("max_streams_per_user"),
+        "{}",
+        err.message()
+    );
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The rate: bob has used 3 of a burst of 5; two more pass, then RESOURCE_EXHAUSTED with a retry hint.
+    let mut refused = None;
+    for _ in 0..4 {
+        if let Err(e) = c.config(config_req("b1", "bob")).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let err = refused.expect("the rate limit refused a call");
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message().contains("requests_per_second"),
+        "{}",
+        err.message()
+    );
+    assert!(!err.details().is_empty(), "RetryInfo is attached");
+
+    // A released session frees its slot.
+    c.release_session(pb::ReleaseSessionRequest {
+        session_id: "a1".into(),
+        user_context: ctx("alice"),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    backend_of(&mut c, "a3", "alice").await;
+    let metrics = router.metrics().encode();
+    for limit in ["sessions_per_user", "streams_per_user", "rate"] {
+        assert!(
+            metrics.contains(&format!(
+                "sc_proxy_limit_rejections_total{{limit=\"{limit}\"}}"
+            )),
+            "{limit}: {metrics}"
+        );
+    }
+}
