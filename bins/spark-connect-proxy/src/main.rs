@@ -6,6 +6,8 @@ use anyhow::Context as _;
 use clap::Parser;
 use sc_proxy::{Proxy, ProxyConfig};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
 
 /// One Spark Connect endpoint in front of many Spark Connect servers.
 #[derive(Debug, Parser)]
@@ -35,19 +37,45 @@ fn main() -> anyhow::Result<()> {
         .log_level
         .clone()
         .unwrap_or_else(|| config.log_level.as_str().to_owned());
-    let filter = EnvFilter::try_new(format!("{level},h2=warn,hyper=warn,tower=warn"))
+    let filter = EnvFilter::try_new(format!("{level},audit=info,h2=warn,hyper=warn,tower=warn"))
         .with_context(|| {
             format!("--log-level '{level}' is not a valid level (trace, debug, info, warn, error)")
         })?;
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let console = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if args.log_format == "json" {
-        subscriber.json().init();
+    let console = if args.log_format == "json" {
+        console.json().with_filter(filter).boxed()
     } else {
-        subscriber.init();
-    }
+        console.with_filter(filter).boxed()
+    };
+    // Security events (target `audit`) also go, one JSON object per line, to `audit.file`.
+    let audit = match &config.audit.file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| {
+                    format!(
+                        "audit.file {} cannot be opened for appending",
+                        path.display()
+                    )
+                })?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(false)
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_filter(Targets::new().with_target("audit", tracing::Level::INFO)),
+            )
+        }
+        None => None,
+    };
+    tracing_subscriber::registry()
+        .with(console)
+        .with(audit)
+        .init();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

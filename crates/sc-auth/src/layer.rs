@@ -88,10 +88,15 @@ where
                             .get::<TcpConnectInfo>()
                             .and_then(|i| i.remote_addr())
                     });
-                warn!(target: "audit", event = "auth_failure", peer = ?peer, path = request.uri().path(), reason = %error, "authentication failed");
+                warn!(target: "audit", event = "auth_failure", plane = "grpc", peer = %peer_text(peer), path = request.uri().path(), reason = %error, "authentication failed");
                 let status = tonic::Status::unauthenticated(error.to_string());
                 Either::Right(std::future::ready(Ok(status.into_http())))
             }
         }
     }
+}
+
+/// A client address for the audit log (`unknown` when the server did not record it).
+fn peer_text(peer: Option<std::net::SocketAddr>) -> String {
+    peer.map_or_else(|| "unknown".to_owned(), |a| a.to_string())
 }

@@ -158,11 +158,21 @@ impl IntoResponse for ApiError {
 
 // === authentication ===
 
+/// The client's address, when the server was started with connect info.
+fn peer(request: &Request) -> Option<std::net::SocketAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
+}
+
 async fn authenticate(
     State(state): State<ControlState>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let peer = peer(&request);
+    request.extensions_mut().insert(Peer(peer));
     let Some(auth) = &state.auth else {
         return next.run(request).await;
     };
@@ -176,7 +186,7 @@ async fn authenticate(
             next.run(request).await
         }
         Err(error) => {
-            warn!(target: "audit", event = "auth_failure", plane = "control", path = request.uri().path(), reason = %error, "authentication failed");
+            warn!(target: "audit", event = "auth_failure", plane = "control", peer = %peer_text(peer), path = request.uri().path(), reason = %error, "authentication failed");
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHENTICATED",
@@ -187,7 +197,12 @@ async fn authenticate(
     }
 }
 
-fn forbidden() -> ApiError {
+/// The client's address, carried from the middleware to the handlers.
+#[derive(Debug, Clone, Copy)]
+struct Peer(Option<std::net::SocketAddr>);
+
+fn forbidden(caller: &Caller, peer: Peer, id: &str) -> ApiError {
+    warn!(target: "audit", event = "permission_denied", plane = "control", user = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), session_id = id, "permission denied");
     ApiError::new(
         StatusCode::FORBIDDEN,
         "PERMISSION_DENIED",
@@ -271,6 +286,7 @@ struct CreateSession {
 
 async fn create_session(
     State(state): State<ControlState>,
+    Extension(peer): Extension<Peer>,
     caller: Caller,
     headers: HeaderMap,
     body: Bytes,
@@ -289,6 +305,7 @@ async fn create_session(
         (Some(Extension(identity)), None) => Some(identity.user.clone()),
         (Some(Extension(identity)), Some(requested)) => {
             if requested != identity.user && !state.is_admin(&caller) {
+                warn!(target: "audit", event = "permission_denied", plane = "control", user = %identity.user, peer = %peer_text(peer.0), on_behalf_of = %requested, "permission denied");
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "PERMISSION_DENIED",
@@ -300,7 +317,7 @@ async fn create_session(
     };
     let identity = caller.as_ref().map(|Extension(i)| i);
     let info = state.router.create_session(owner, identity).await?;
-    tracing::info!(target: "audit", event = "session_create", session_id = %info.id, owner = info.user_id.as_deref().unwrap_or(""), by = identity.map_or("", |i| i.user.as_str()), backend = %info.backend, "session created");
+    tracing::info!(target: "audit", event = "session_create", kind = "control", session_id = %info.id, user = info.user_id.as_deref().unwrap_or(""), by = identity.map_or("", |i| i.user.as_str()), peer = %peer_text(peer.0), backend = %info.backend, "session created");
     if wants_json(&headers) {
         Ok((StatusCode::OK, axum::Json(state.view(info, &headers))).into_response())
     } else {
@@ -335,6 +352,7 @@ async fn list_sessions(
 
 async fn get_session(
     State(state): State<ControlState>,
+    Extension(peer): Extension<Peer>,
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -344,13 +362,14 @@ async fn get_session(
         .session(&id)
         .ok_or(RouterError::SessionNotFound(id))?;
     if !state.may_access(&caller, &info) {
-        return Err(forbidden());
+        return Err(forbidden(&caller, peer, &info.id));
     }
     Ok(axum::Json(state.view(info, &headers)).into_response())
 }
 
 async fn delete_session(
     State(state): State<ControlState>,
+    Extension(peer): Extension<Peer>,
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -360,10 +379,10 @@ async fn delete_session(
         .session(&id)
         .ok_or_else(|| RouterError::SessionNotFound(id.clone()))?;
     if !state.may_access(&caller, &existing) {
-        return Err(forbidden());
+        return Err(forbidden(&caller, peer, &existing.id));
     }
     let info = state.router.close_session(&id).await?;
-    tracing::info!(target: "audit", event = "session_delete", session_id = %info.id, owner = info.user_id.as_deref().unwrap_or(""), by = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), "session deleted");
+    tracing::info!(target: "audit", event = "session_delete", session_id = %info.id, user = info.user_id.as_deref().unwrap_or(""), by = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), reason = "control_plane", "session deleted");
     Ok(axum::Json(state.view(info, &headers)).into_response())
 }
 
@@ -444,4 +463,9 @@ mod tests {
         );
         assert_eq!(request_host(&h), "[::1]");
     }
+}
+
+/// A client address for the audit log (`unknown` when the server did not record it).
+fn peer_text(peer: Option<std::net::SocketAddr>) -> String {
+    peer.map_or_else(|| "unknown".to_owned(), |a| a.to_string())
 }

@@ -73,6 +73,18 @@ pub struct ProxyConfig {
     /// addresses (set `auth.anonymous: true` to expose it without authentication).
     #[serde(default)]
     pub auth: sc_auth::AuthSettings,
+    /// The audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `audit`: where security events go (session create/delete, authentication failures,
+/// permission denials), one JSON object per line.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Append audit lines to this file; without it they go to the log (stderr) only.
+    pub file: Option<PathBuf>,
 }
 
 /// The log level.
@@ -236,7 +248,8 @@ impl Default for ControlConfig {
 }
 
 /// The top-level keys, so unrelated `SC_*` variables (e.g. a test's) are not taken as settings.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
+    "audit",
     "backend_provider",
     "log_level",
     "load_policy",

@@ -3,11 +3,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use futures_util::StreamExt as _;
 use sc_control::ControlState;
 use sc_router::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use futures_util::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tracing::{info, warn};
@@ -174,8 +174,11 @@ impl Proxy {
             grpc_tls: tls.enabled,
             auth: authenticator,
         };
-        let control_server = axum::serve(control, sc_control::app(state))
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let control_server = axum::serve(
+            control,
+            sc_control::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
 
         info!(
             grpc = ?grpc_addr,

@@ -122,7 +122,8 @@ impl Inner {
             &mut scratch,
         )?;
         let fields = wire::read_request_fields(method, message)?;
-        let caller = Caller::new(identity.as_ref(), &fields, self.admin_group.as_deref());
+        let mut caller = Caller::new(identity.as_ref(), &fields, self.admin_group.as_deref());
+        caller.peer = peer_addr(&parts.extensions);
         let permit = if self.limiter.enabled() {
             Some(self.limiter.admit_call(caller.limit_key())?)
         } else {
@@ -257,7 +258,7 @@ impl Inner {
             // Another call bound it first; this one's slot is not needed.
             self.limiter.session_closed(caller.limit_key());
         } else {
-            info!(session_id, user_id = caller.user.unwrap_or(""), backend = %session.backend.id(), "session bound");
+            info!(target: "audit", event = "session_create", kind = "bound", session_id, user = caller.user.unwrap_or(""), peer = %peer_text(caller.peer), backend = %session.backend.id(), "session bound");
         }
         Ok(Target::Session(session))
     }
@@ -308,7 +309,7 @@ impl Inner {
                 if self.registry.remove(session) {
                     self.limiter
                         .session_closed(session.user_id.as_deref().unwrap_or("anonymous"));
-                    info!(session_id = %session.id, backend = %session.backend.id(), "session released");
+                    info!(target: "audit", event = "session_delete", kind = "bound", session_id = %session.id, user = session.user_id.as_deref().unwrap_or(""), backend = %session.backend.id(), reason = "release_session", "session released");
                 }
             }
             SessionKind::Control => {
@@ -336,6 +337,21 @@ pub(crate) struct Caller<'a> {
     identity: Option<&'a Identity>,
     user: Option<&'a str>,
     admin: bool,
+    /// Where the call came from, for the audit log.
+    peer: Option<std::net::SocketAddr>,
+}
+
+/// The client's address, from the connection info tonic's server attaches to each request.
+fn peer_addr(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|tls| tls.get_ref().remote_addr())
+        })
 }
 
 impl<'a> Caller<'a> {
@@ -350,6 +366,7 @@ impl<'a> Caller<'a> {
             admin: identity
                 .zip(admin_group)
                 .is_some_and(|(i, g)| i.in_group(g)),
+            peer: None,
         }
     }
 
@@ -369,7 +386,7 @@ impl<'a> Caller<'a> {
         if owner_matches || open || self.admin {
             Ok(())
         } else {
-            warn!(target: "audit", event = "permission_denied", user = self.user.unwrap_or(""), session_id = %session.id, "permission denied");
+            warn!(target: "audit", event = "permission_denied", plane = "grpc", user = self.user.unwrap_or(""), peer = %peer_text(self.peer), session_id = %session.id, "permission denied");
             Err(RouterError::PermissionDenied)
         }
     }
@@ -427,4 +444,9 @@ impl Observer for CallEnd {
             self.inner.released(&self.session, &key);
         }
     }
+}
+
+/// A client address for the audit log (`unknown` when the server did not record it).
+fn peer_text(peer: Option<std::net::SocketAddr>) -> String {
+    peer.map_or_else(|| "unknown".to_owned(), |a| a.to_string())
 }
