@@ -158,12 +158,76 @@ impl IntoResponse for ApiError {
 
 // === authentication ===
 
+/// The client's address, recorded for the audit log when the app is served with
+/// `into_make_service_with_connect_info::<PeerAddr>()` (over any listener whose address is a
+/// socket address, TLS or not).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl<Io>
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, ChannelListener<Io>>>
+    for PeerAddr
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, ChannelListener<Io>>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// A listener over connections accepted elsewhere (e.g. after a TLS handshake), handed over
+/// through a channel. Serve the control plane on it with `axum::serve`.
+#[derive(Debug)]
+pub struct ChannelListener<Io> {
+    rx: tokio::sync::mpsc::Receiver<(Io, std::net::SocketAddr)>,
+    local: std::net::SocketAddr,
+}
+
+impl<Io> ChannelListener<Io> {
+    /// A listener that yields what arrives on `rx`; `local` is the address it reports.
+    pub fn new(
+        rx: tokio::sync::mpsc::Receiver<(Io, std::net::SocketAddr)>,
+        local: std::net::SocketAddr,
+    ) -> Self {
+        ChannelListener { rx, local }
+    }
+}
+
+impl<Io> axum::serve::Listener for ChannelListener<Io>
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    type Io = Io;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Io, std::net::SocketAddr) {
+        match self.rx.recv().await {
+            Some(accepted) => accepted,
+            // The sender is gone only at shutdown; wait for the server to stop.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        Ok(self.local)
+    }
+}
+
 /// The client's address, when the server was started with connect info.
 fn peer(request: &Request) -> Option<std::net::SocketAddr> {
     request
         .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0)
+        .get::<axum::extract::ConnectInfo<PeerAddr>>()
+        .map(|c| c.0.0)
 }
 
 async fn authenticate(
@@ -437,6 +501,11 @@ async fn not_found() -> ApiError {
     )
 }
 
+/// A client address for the audit log (`unknown` when the server did not record it).
+fn peer_text(peer: Option<std::net::SocketAddr>) -> String {
+    peer.map_or_else(|| "unknown".to_owned(), |a| a.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,9 +532,4 @@ mod tests {
         );
         assert_eq!(request_host(&h), "[::1]");
     }
-}
-
-/// A client address for the audit log (`unknown` when the server did not record it).
-fn peer_text(peer: Option<std::net::SocketAddr>) -> String {
-    peer.map_or_else(|| "unknown".to_owned(), |a| a.to_string())
 }

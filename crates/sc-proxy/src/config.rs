@@ -236,6 +236,8 @@ pub struct ControlConfig {
     /// Host name put in the connection strings the control plane hands out; the request's
     /// `Host` header when unset.
     pub public_host: Option<String>,
+    /// Serve the control plane over TLS too, with `server.tls`'s certificate (and client CA).
+    pub tls: bool,
 }
 
 impl Default for ControlConfig {
@@ -243,6 +245,7 @@ impl Default for ControlConfig {
         ControlConfig {
             listen_addr: "127.0.0.1:8081".into(),
             public_host: None,
+            tls: false,
         }
     }
 }
@@ -325,6 +328,11 @@ impl ProxyConfig {
         if self.auth.mtls.is_some() && tls.client_ca_file.is_none() {
             return Err(ConfigError::Invalid(
                 "auth.mtls needs server.tls.enabled with server.tls.client_ca_file (the CAs of accepted client certificates)".into(),
+            ));
+        }
+        if self.control.tls && !tls.enabled {
+            return Err(ConfigError::Invalid(
+                "control.tls uses server.tls's certificate: set server.tls.enabled with cert_file and key_file".into(),
             ));
         }
         if tls.enabled && (tls.cert_file.is_none() || tls.key_file.is_none()) {

@@ -8,6 +8,7 @@
 
 pub mod config;
 mod serve;
+mod tls;
 
 pub use config::{ConfigError, ProxyConfig};
 pub use serve::{Proxy, ServeError};

@@ -9,10 +9,11 @@ use sc_router::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tracing::{info, warn};
 
 use crate::config::{ConfigError, ProxyConfig};
+use crate::tls::{self, ReloadableTls};
 
 /// Why the proxy could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -116,33 +117,12 @@ impl Proxy {
         };
 
         let settings = &config.router;
-        let mut builder = Server::builder()
+        let builder = Server::builder()
             .initial_stream_window_size(settings.stream_window)
             .initial_connection_window_size(settings.connection_window)
             .http2_keepalive_interval(Some(settings.keepalive_interval))
             .tcp_nodelay(true);
         let tls = &config.server.tls;
-        if tls.enabled {
-            let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) else {
-                return Err(ServeError::Tls(
-                    "server.tls.cert_file and server.tls.key_file are required".into(),
-                ));
-            };
-            let read = |p: &std::path::Path| {
-                std::fs::read(p)
-                    .map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", p.display())))
-            };
-            let identity = Identity::from_pem(read(cert)?, read(key)?);
-            let mut tls_config = ServerTlsConfig::new().identity(identity);
-            if let Some(ca) = &tls.client_ca_file {
-                tls_config = tls_config
-                    .client_ca_root(Certificate::from_pem(read(ca)?))
-                    .client_auth_optional(!tls.require_client_cert);
-            }
-            builder = builder
-                .tls_config(tls_config)
-                .map_err(|e| ServeError::Tls(e.to_string()))?;
-        }
         let authenticator = config.authenticator()?;
         if let Some(auth) = &authenticator {
             if auth.allows_anonymous() {
@@ -155,17 +135,31 @@ impl Proxy {
         }
         let auth_layer =
             tower::util::option_layer(authenticator.clone().map(sc_auth::GrpcAuthLayer::new));
+        let grpc_service = builder.layer(auth_layer).add_service(router.service());
         let idle_timeout = config.server.idle_timeout;
-        let incoming = TcpListenerStream::new(grpc).map(move |accepted| {
-            accepted.map(|stream| {
-                let _ = stream.set_nodelay(true);
+        let mut reloadable = Vec::new();
+        let grpc_task = if tls.enabled {
+            let grpc_tls = ReloadableTls::new(tls, &[b"h2"])?;
+            reloadable.push(grpc_tls.clone());
+            let accepted = tls::accept_tls(grpc, grpc_tls, move |stream| {
                 IdleTimeout::new(stream, idle_timeout)
-            })
-        });
-        let grpc_server = builder
-            .layer(auth_layer)
-            .add_service(router.service())
-            .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
+            });
+            let incoming = tokio_stream::wrappers::ReceiverStream::new(accepted)
+                .map(|(stream, _)| Ok::<_, std::io::Error>(stream));
+            tokio::spawn(
+                grpc_service.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())),
+            )
+        } else {
+            let incoming = TcpListenerStream::new(grpc).map(move |accepted| {
+                accepted.map(|stream| {
+                    let _ = stream.set_nodelay(true);
+                    IdleTimeout::new(stream, idle_timeout)
+                })
+            });
+            tokio::spawn(
+                grpc_service.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())),
+            )
+        };
 
         let state = ControlState {
             router: router.clone(),
@@ -174,11 +168,28 @@ impl Proxy {
             grpc_tls: tls.enabled,
             auth: authenticator,
         };
-        let control_server = axum::serve(
-            control,
-            sc_control::app(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let app =
+            sc_control::app(state).into_make_service_with_connect_info::<sc_control::PeerAddr>();
+        let control_task = if config.control.tls {
+            let control_tls = ReloadableTls::new(tls, &[b"h2", b"http/1.1"])?;
+            reloadable.push(control_tls.clone());
+            let local = control
+                .local_addr()
+                .map_err(|e| ServeError::Server(e.to_string()))?;
+            let listener = sc_control::ChannelListener::new(
+                tls::accept_tls(control, control_tls, |stream| stream),
+                local,
+            );
+            let server =
+                axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+            tokio::spawn(async move { server.await })
+        } else {
+            let server = axum::serve(control, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+            tokio::spawn(async move { server.await })
+        };
+        if !reloadable.is_empty() {
+            tokio::spawn(watch_tls(reloadable));
+        }
 
         info!(
             grpc = ?grpc_addr,
@@ -189,8 +200,6 @@ impl Proxy {
             "spark connect proxy serving"
         );
 
-        let grpc_task = tokio::spawn(grpc_server);
-        let control_task = tokio::spawn(async move { control_server.await });
         let grace = config.server.shutdown_grace;
         tokio::spawn(async move {
             shutdown.await;
@@ -289,5 +298,29 @@ impl tokio::io::AsyncWrite for IdleTimeout {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+/// Reloads TLS files on SIGHUP, and when they change on disk (checked every few seconds).
+async fn watch_tls(reloadable: Vec<std::sync::Arc<ReloadableTls>>) {
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        #[cfg(unix)]
+        let hup = async {
+            match hangup.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup = std::future::pending::<()>();
+        tokio::select! {
+            () = hup => reloadable.iter().for_each(|t| t.reload("SIGHUP")),
+            _ = tick.tick() => reloadable.iter().for_each(|t| t.reload_if_changed()),
+        }
     }
 }
