@@ -406,7 +406,10 @@ pub(crate) async fn redact_config(body: Body, limit: usize) -> Body {
         ));
         out.extend_from_slice(&encoded);
     }
-    let mut frames = vec![Ok::<_, tonic::Status>(Frame::data(out.freeze()))];
+    let mut frames = Vec::with_capacity(2);
+    if !out.is_empty() {
+        frames.push(Ok::<_, tonic::Status>(Frame::data(out.freeze())));
+    }
     if let Some(trailers) = trailers {
         frames.push(Ok(Frame::trailers(trailers)));
     }

@@ -181,8 +181,13 @@ impl Inner {
                 return Err(error);
             }
         };
-        let (parts, body) = response.into_parts();
-        let body = if method == RpcMethod::Config && backend.authorization.is_some() {
+        let (mut parts, body) = response.into_parts();
+        // A trailers-only response (an error) carries no message to redact.
+        let has_messages = forward::grpc_status(&parts.headers).is_none();
+        let body = if method == RpcMethod::Config && backend.authorization.is_some() && has_messages
+        {
+            // The body changes length: a length the backend announced no longer holds.
+            parts.headers.remove(http::header::CONTENT_LENGTH);
             forward::redact_config(body, self.settings.max_message_size).await
         } else {
             body
