@@ -10,6 +10,9 @@
 //! | `GET /control/metrics` | Prometheus metrics |
 //! | `GET /healthz`, `GET /readyz` | liveness and readiness |
 //!
+//! With authentication configured, `/control/sessions*` and `/control/backends` require it;
+//! health and metrics stay open for probes and scrapers (they name no user and no secret).
+//!
 //! Errors are JSON objects `{"error": "...", "code": "NOT_FOUND"}` with the matching HTTP status.
 
 #![forbid(unsafe_code)]
@@ -80,10 +83,11 @@ pub fn app(state: ControlState) -> HttpRouter {
             get(get_session).delete(delete_session),
         )
         .route("/control/backends", get(list_backends))
-        .route("/control/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    // Health and metrics stay open for probes and scrapers: they name no user and no secret.
     HttpRouter::new()
         .merge(control)
+        .route("/control/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
