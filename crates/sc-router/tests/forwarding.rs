@@ -3,18 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
 use sc_proto::codec::PassThroughCodec;
 use sc_proto::spark::connect as pb;
 use sc_router::RouterSettings;
 use sc_router::policy::{MaxSessions, OneToOne, RoundRobin};
+use sc_testkit::*;
 use tonic::Code;
 
 async fn two_backends() -> (Vec<String>, Vec<Arc<FakeState>>) {

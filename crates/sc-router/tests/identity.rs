@@ -3,10 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
-use common::*;
 use sc_proto::spark::connect as pb;
+use sc_testkit::*;
 use tonic::Code;
 
 fn auth() -> sc_auth::AuthSettings {

@@ -417,6 +417,31 @@ pub async fn spawn_backend(name: &str) -> (SocketAddr, Arc<FakeState>) {
     (addr, state)
 }
 
+/// Starts a fake backend that serves TLS with the given PEM certificate and key.
+pub async fn spawn_backend_tls(
+    name: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> (SocketAddr, Arc<FakeState>) {
+    let state = Arc::new(FakeState {
+        name: name.into(),
+        ..Default::default()
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let svc = SparkConnectServiceServer::new(Fake(state.clone()));
+    let tls = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(cert_pem, key_pem));
+    tokio::spawn(
+        Server::builder()
+            .tls_config(tls)
+            .unwrap()
+            .add_service(svc)
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    (addr, state)
+}
+
 /// A port nothing listens on.
 pub async fn dead_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,0 +1,213 @@
+//! TLS in the assembled proxy: TLS to a backend (its own CA and server name), client
+//! certificates as identities (mTLS), the control plane over TLS, and certificate reload.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sc_proxy::{Proxy, ProxyConfig};
+use sc_testkit::{config_req, spawn_backend, spawn_backend_tls};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+struct Ca {
+    params: rcgen::CertificateParams,
+    key: rcgen::KeyPair,
+    pem: String,
+}
+
+fn ca(name: &str) -> Ca {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let pem = params.self_signed(&key).unwrap().pem();
+    Ca { params, key, pem }
+}
+
+/// A certificate for `names` with common name `cn`, signed by `ca`: (cert PEM, key PEM).
+fn leaf(ca: &Ca, cn: &str, names: &[&str]) -> (String, String) {
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca.params, &ca.key);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn start(yaml: &str) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let config = ProxyConfig::from_yaml(yaml).unwrap();
+    let proxy = Proxy::bind(config).await.unwrap();
+    let addrs = (proxy.grpc_addr().unwrap(), proxy.control_addr().unwrap());
+    tokio::spawn(proxy.serve(std::future::pending()));
+    addrs
+}
+
+async fn tls_client(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+) -> Result<sc_testkit::Client, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let channel = Channel::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await?;
+    Ok(sc_testkit::Client::new(channel))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backends_are_reached_over_tls_with_their_own_ca_and_server_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend_ca = ca("backend CA");
+    let (cert, key) = leaf(&backend_ca, "spark.internal", &["spark.internal"]);
+    let (addr, state) = spawn_backend_tls("tls-backend", &cert, &key).await;
+    let ca_file = write(dir.path(), "backend-ca.pem", &backend_ca.pem);
+    let config = |server_name: &str| {
+        format!(
+            "backend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: https://{addr}\n        ca_file: {}\n        server_name: {server_name}\nserver:\n  listen_addr: 127.0.0.1:0\ncontrol:\n  listen_addr: 127.0.0.1:0\n",
+            ca_file.display()
+        )
+    };
+    let (grpc, _) = start(&config("spark.internal")).await;
+    let mut c = sc_testkit::client(grpc).await;
+    let resp = c.config(config_req("s", "u")).await.unwrap().into_inner();
+    assert_eq!(resp.server_side_session_id, "tls-backend");
+    assert_eq!(state.count("Config"), 1);
+
+    // A name the certificate does not carry: the backend is unavailable, and says which.
+    let (grpc, _) = start(&config("someone.else")).await;
+    let mut c = sc_testkit::client(grpc).await;
+    let err = c.config(config_req("s2", "u")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert!(err.message().contains("backend-0"), "{}", err.message());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_certificates_are_identities_and_the_control_plane_speaks_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = ca("proxy CA");
+    let client_ca = ca("client CA");
+    let (server_cert, server_key) = leaf(&server_ca, "localhost", &["localhost", "127.0.0.1"]);
+    let (dave_cert, dave_key) = leaf(&client_ca, "dave", &["dave.client"]);
+    let stranger_ca = ca("stranger CA");
+    let (eve_cert, eve_key) = leaf(&stranger_ca, "eve", &["eve.client"]);
+    let (backend, state) = spawn_backend("plain").await;
+    let yaml = format!(
+        "backend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\nserver:\n  listen_addr: 127.0.0.1:0\n  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n    client_ca_file: {}\ncontrol:\n  listen_addr: 127.0.0.1:0\n  tls: true\nauth:\n  mtls:\n    groups: [engineers]\n  tokens:\n    - token: t0k3n\n      user: tina\n",
+        write(dir.path(), "server.pem", &server_cert).display(),
+        write(dir.path(), "server.key", &server_key).display(),
+        write(dir.path(), "client-ca.pem", &client_ca.pem).display(),
+    );
+    let (grpc, control) = start(&yaml).await;
+
+    // Dave's certificate makes him dave, whatever the request claims.
+    let mut dave = tls_client(grpc, &server_ca.pem, Some((&dave_cert, &dave_key)))
+        .await
+        .unwrap();
+    dave.config(config_req("d", "mallory")).await.unwrap();
+    assert_eq!(state.seen().last().unwrap().user_id, "dave");
+
+    // No certificate and no token: UNAUTHENTICATED. A certificate from an unknown CA: no handshake.
+    let mut anonymous = tls_client(grpc, &server_ca.pem, None).await.unwrap();
+    let err = anonymous.config(config_req("x", "u")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let eve = tls_client(grpc, &server_ca.pem, Some((&eve_cert, &eve_key))).await;
+    let refused = match eve {
+        Err(_) => true,
+        Ok(mut c) => c.config(config_req("e", "u")).await.is_err(),
+    };
+    assert!(refused, "a certificate from an unknown CA was accepted");
+
+    // The control plane over TLS (curl, trusting the proxy's CA).
+    let ca_path = write(dir.path(), "proxy-ca.pem", &server_ca.pem);
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&ca_path)
+        .args(["-H", "authorization: Bearer t0k3n", "-X", "POST"])
+        .arg(format!(
+            "https://localhost:{}/control/sessions",
+            control.port()
+        ))
+        .output()
+        .await
+        .unwrap();
+    let id = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        id.len(),
+        36,
+        "POST over TLS: {id} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plain = tokio::process::Command::new("curl")
+        .args(["-sS", "-m", "5", "-X", "POST"])
+        .arg(format!(
+            "http://127.0.0.1:{}/control/sessions",
+            control.port()
+        ))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&plain.stdout).contains('-'),
+        "plaintext was served on the TLS control port"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replaced_certificate_is_picked_up_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_ca = ca("old CA");
+    let new_ca = ca("new CA");
+    let (old_cert, old_key) = leaf(&old_ca, "localhost", &["localhost"]);
+    let (new_cert, new_key) = leaf(&new_ca, "localhost", &["localhost"]);
+    let cert_file = write(dir.path(), "server.pem", &old_cert);
+    let key_file = write(dir.path(), "server.key", &old_key);
+    let (backend, _) = spawn_backend("plain").await;
+    let yaml = format!(
+        "backend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\nserver:\n  listen_addr: 127.0.0.1:0\n  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\ncontrol:\n  listen_addr: 127.0.0.1:0\n",
+        cert_file.display(),
+        key_file.display()
+    );
+    let (grpc, _) = start(&yaml).await;
+    let mut old_client = tls_client(grpc, &old_ca.pem, None).await.unwrap();
+    old_client.config(config_req("a", "u")).await.unwrap();
+    assert!(
+        tls_client(grpc, &new_ca.pem, None).await.is_err(),
+        "the new CA is not trusted yet"
+    );
+
+    // Replace the files (key first, then the certificate); the proxy notices within seconds.
+    std::fs::write(&key_file, &new_key).unwrap();
+    std::fs::write(&cert_file, &new_cert).unwrap();
+    let mut reloaded = None;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Ok(c) = tls_client(grpc, &new_ca.pem, None).await {
+            reloaded = Some(c);
+            break;
+        }
+    }
+    let mut new_client = reloaded.expect("the new certificate was not served within 10 s");
+    new_client.config(config_req("b", "u")).await.unwrap();
+    // The connection made before the reload keeps working.
+    old_client.config(config_req("a", "u")).await.unwrap();
+}
