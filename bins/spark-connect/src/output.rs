@@ -51,14 +51,22 @@ pub(crate) async fn run_and_print(
                 && !header_done
                 && let Some(schema) = stream.schema()
             {
-                let names: Vec<String> =
-                    schema.fields().iter().map(|f| csv_field(f.name())).collect();
+                let names: Vec<String> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| csv_field(f.name()))
+                    .collect();
                 writeln!(out, "{}", names.join(","))?;
             }
         }
     }
     out.flush()?;
     Ok(())
+}
+
+/// Whether the value is null, also for arrays without a validity buffer (the `void` type).
+fn is_null(col: &dyn Array, row: usize) -> bool {
+    col.logical_nulls().is_some_and(|n| n.is_null(row))
 }
 
 fn csv_field(s: &str) -> String {
@@ -86,7 +94,7 @@ fn write_csv(out: &mut impl Write, batch: &RecordBatch) -> anyhow::Result<()> {
             .iter()
             .zip(&fmts)
             .map(|(c, f)| {
-                if c.is_null(row) {
+                if is_null(c.as_ref(), row) {
                     String::new()
                 } else {
                     csv_field(&f.value(row).to_string())
@@ -102,9 +110,10 @@ fn write_json(out: &mut impl Write, batch: &RecordBatch) -> anyhow::Result<()> {
     let fmts = formatters(batch)?;
     let schema = batch.schema();
     for row in 0..batch.num_rows() {
-        let mut obj = serde_json::Map::new();
+        // Fields in column order (a JSON map would sort them).
+        let mut fields = Vec::with_capacity(fmts.len());
         for ((field, col), f) in schema.fields().iter().zip(batch.columns()).zip(&fmts) {
-            let v = if col.is_null(row) {
+            let v = if is_null(col.as_ref(), row) {
                 serde_json::Value::Null
             } else {
                 let s = f.value(row).to_string();
@@ -117,9 +126,13 @@ fn write_json(out: &mut impl Write, batch: &RecordBatch) -> anyhow::Result<()> {
                     _ => serde_json::Value::String(s),
                 }
             };
-            obj.insert(field.name().clone(), v);
+            fields.push(format!(
+                "{}:{}",
+                serde_json::Value::String(field.name().clone()),
+                v
+            ));
         }
-        writeln!(out, "{}", serde_json::Value::Object(obj))?;
+        writeln!(out, "{{{}}}", fields.join(","))?;
     }
     Ok(())
 }

@@ -31,7 +31,11 @@ pub(crate) fn run(
     }
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "spark> " } else { "    -> " };
+        let prompt = if buffer.is_empty() {
+            "spark> "
+        } else {
+            "    -> "
+        };
         match rl.readline(prompt) {
             Ok(line) => {
                 let trimmed = line.trim();

@@ -546,4 +546,58 @@ mod tests {
             .to_string();
         assert!(err.contains("signature"), "{err}");
     }
+
+    #[test]
+    fn es256_with_a_key_file_and_with_a_jwks_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let signing = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
+        let public = dir.path().join("ec.pub.pem");
+        std::fs::write(&public, pair.public_key_pem()).unwrap();
+        let mut jwk =
+            jsonwebtoken::jwk::Jwk::from_encoding_key(&signing, Algorithm::ES256).unwrap();
+        jwk.common.key_id = Some("k1".into());
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(
+            &jwks,
+            serde_json::to_string(&JwkSet { keys: vec![jwk] }).unwrap(),
+        )
+        .unwrap();
+
+        let claims = serde_json::json!({"sub": "erin", "exp": now() + 600});
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("k1".into());
+        let token = encode(&header, &claims, &signing).unwrap();
+        for (key_file, jwks_file) in [(Some(public.clone()), None), (None, Some(jwks.clone()))] {
+            let a = Authenticator::new(&AuthSettings {
+                jwt: Some(JwtSettings {
+                    algorithms: vec!["ES256".into()],
+                    key_file,
+                    jwks_file,
+                    issuer: None,
+                    audience: None,
+                    leeway: Duration::from_secs(0),
+                    user_claim: "sub".into(),
+                    groups_claim: "groups".into(),
+                }),
+                ..Default::default()
+            })
+            .unwrap();
+            let id = a
+                .authenticate(Some(format!("Bearer {token}").as_bytes()), None)
+                .unwrap();
+            assert_eq!(id.user, "erin");
+            // An HS256 token signed with the public key's bytes (algorithm confusion) is refused.
+            let forged = encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(pair.public_key_pem().as_bytes()),
+            )
+            .unwrap();
+            assert!(
+                a.authenticate(Some(format!("Bearer {forged}").as_bytes()), None)
+                    .is_err()
+            );
+        }
+    }
 }

@@ -12,6 +12,16 @@ pub enum RouterError {
         "session '{0}' does not exist on this proxy (it was never created, was deleted, or expired); create one with `POST /control/sessions` on the proxy's control plane and pass its id as `x-spark-connect-session-id`, or connect without that header to get a session bound automatically"
     )]
     SessionNotFound(String),
+    /// ReattachExecute for an operation of a session the proxy does not know.
+    #[error(
+        "operation '{operation_id}' of session '{session_id}' is not known to this proxy: the session was released, or never ran it through this proxy"
+    )]
+    UnknownOperation {
+        /// The request's session id.
+        session_id: String,
+        /// The operation.
+        operation_id: String,
+    },
     /// A header the proxy reads holds something it cannot use.
     #[error("header '{name}' is invalid: {why}")]
     InvalidHeader {
@@ -84,7 +94,9 @@ impl RouterError {
     /// The gRPC code for this error; the control plane derives its HTTP status from it too.
     pub fn code(&self) -> Code {
         match self {
-            RouterError::SessionNotFound(_) => Code::NotFound,
+            RouterError::SessionNotFound(_) | RouterError::UnknownOperation { .. } => {
+                Code::NotFound
+            }
             RouterError::InvalidHeader { .. }
             | RouterError::MissingSessionId
             | RouterError::Malformed(_)

@@ -101,8 +101,10 @@ where
 /// Where a call goes.
 enum Target {
     Session(Arc<Session>),
-    /// ReleaseSession for a session the proxy never bound: answered by the proxy.
-    AlreadyReleased,
+    /// A call that only acts on existing state (release, interrupt, error details) for a session
+    /// the proxy does not know (released, or never used): answered by the proxy, so that it does
+    /// not bind the session again.
+    Unbound,
 }
 
 impl Inner {
@@ -135,7 +137,7 @@ impl Inner {
             .await?
         {
             Target::Session(session) => session,
-            Target::AlreadyReleased => return Ok(released_locally(&fields)),
+            Target::Unbound => return answer_unbound(method, &fields),
         };
         self.note_call(method, &fields, &session, &caller);
         let release = (method == RpcMethod::ReleaseSession).then(|| release_key(&fields, &caller));
@@ -233,8 +235,8 @@ impl Inner {
             caller.may_use(&session)?;
             return Ok(Target::Session(session));
         }
-        if method == RpcMethod::ReleaseSession {
-            return Ok(Target::AlreadyReleased);
+        if !starts_sessions(method) {
+            return Ok(Target::Unbound);
         }
 
         self.limiter.admit_session(caller.limit_key())?;
@@ -397,12 +399,58 @@ impl<'a> Caller<'a> {
     }
 }
 
-fn released_locally(fields: &RequestFields<'_>) -> http::Response<Body> {
-    let response = pb::ReleaseSessionResponse {
-        session_id: fields.session_id.unwrap_or_default().to_owned(),
-        server_side_session_id: String::new(),
+/// Whether a call of `method` may be the first of a session (and so bind it). The others act on
+/// state a session already has; PySpark sends some of them (ReleaseExecute) in the background
+/// right after ReleaseSession, and they must not bind the released session again.
+fn starts_sessions(method: RpcMethod) -> bool {
+    !matches!(
+        method,
+        RpcMethod::ReleaseSession
+            | RpcMethod::ReleaseExecute
+            | RpcMethod::ReattachExecute
+            | RpcMethod::Interrupt
+            | RpcMethod::FetchErrorDetails
+    )
+}
+
+/// The proxy's own answer to a call that acts on a session it does not know: there is nothing
+/// to release, interrupt or explain; an operation to reattach to does not exist.
+fn answer_unbound(
+    method: RpcMethod,
+    fields: &RequestFields<'_>,
+) -> Result<http::Response<Body>, RouterError> {
+    let session_id = fields.session_id.unwrap_or_default().to_owned();
+    let message = match method {
+        RpcMethod::ReleaseSession => pb::ReleaseSessionResponse {
+            session_id,
+            server_side_session_id: String::new(),
+        }
+        .encode_to_vec(),
+        RpcMethod::ReleaseExecute => pb::ReleaseExecuteResponse {
+            session_id,
+            server_side_session_id: String::new(),
+            operation_id: fields.operation_id.map(str::to_owned),
+        }
+        .encode_to_vec(),
+        RpcMethod::Interrupt => pb::InterruptResponse {
+            session_id,
+            server_side_session_id: String::new(),
+            interrupted_ids: Vec::new(),
+        }
+        .encode_to_vec(),
+        RpcMethod::FetchErrorDetails => pb::FetchErrorDetailsResponse {
+            session_id,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        _ => {
+            return Err(RouterError::UnknownOperation {
+                session_id,
+                operation_id: fields.operation_id.unwrap_or_default().to_owned(),
+            });
+        }
     };
-    forward::local_response(&response.encode_to_vec())
+    Ok(forward::local_response(&message))
 }
 
 fn transport_reason(error: &tonic::transport::Error) -> String {

@@ -1,0 +1,121 @@
+//! `sc-client`: an async Spark Connect SDK for Rust.
+//!
+//! It talks to any Spark Connect server (Apache Spark 4.x, or this project's gateway proxy)
+//! over gRPC, builds the same plans PySpark builds, and streams Arrow results.
+//!
+//! * Async from top to bottom, on tokio; no global runtime, no lock around requests: clone a
+//!   [`SparkSession`] freely and use it from many tasks.
+//! * Never panics on anything a user or a server sends: bad input is an [`Error`].
+//! * Results stream as Arrow [`RecordBatch`](arrow_array::RecordBatch)es with bounded memory
+//!   ([`DataFrame::to_stream`]); cut streams are reattached transparently.
+//! * No `protoc` needed: the protocol is compiled in pure Rust by `sc-proto`.
+//!
+//! # Connecting
+//!
+//! A connection string is `sc://host:port/;key=value;...`. The keys `token`, `use_ssl`,
+//! `user_id`, `user_agent` and `session_id` configure the client as in PySpark; every other key
+//! is sent as gRPC metadata on every call. Without a string the `SPARK_REMOTE` environment
+//! variable is used. A `token` is sent as `authorization: Bearer ...` and forces TLS (with the
+//! system roots, or a CA given to the builder) unless the host is a loopback address.
+//!
+//! ```no_run
+//! use sc_client::{SparkSession, functions::*};
+//!
+//! # async fn run() -> sc_client::Result<()> {
+//! let spark = SparkSession::builder()
+//!     .remote("sc://localhost:15002/;user_id=alice")
+//!     .build()
+//!     .await?;
+//!
+//! let df = spark
+//!     .range(0, 100)
+//!     .with_column("bucket", col("id") % 10)
+//!     .group_by(["bucket"])
+//!     .agg([count("*").alias("n"), sum("id").alias("total")])
+//!     .order_by([col("bucket").desc()]);
+//! df.show(5).await?;
+//!
+//! let batches = df.collect().await?;
+//! assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
+//! spark.stop().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Streaming large results
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! # async fn run(spark: sc_client::SparkSession) -> sc_client::Result<()> {
+//! let mut stream = spark.range(0, 1_000_000_000).to_stream().await?;
+//! let mut rows = 0;
+//! while let Some(batch) = stream.next().await {
+//!     rows += batch?.num_rows();
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Errors
+//!
+//! Spark errors carry the error class, SQL state and message parameters:
+//!
+//! ```no_run
+//! # async fn run(spark: sc_client::SparkSession) {
+//! match spark.sql("select * from no_such_table").await {
+//!     Err(e) => assert_eq!(e.error_class(), Some("TABLE_OR_VIEW_NOT_FOUND")),
+//!     Ok(_) => unreachable!(),
+//! }
+//! # }
+//! ```
+//!
+//! # Through the gateway proxy
+//!
+//! [`ControlPlaneClient`] creates sessions on the proxy's control plane and returns a
+//! [`SparkSession`] already bound to one (with the `x-spark-connect-session-id` header).
+//!
+//! # Building plans without a server
+//!
+//! Transformations never touch the network, so plans can be inspected offline:
+//!
+//! ```
+//! # async fn run() -> sc_client::Result<()> {
+//! use sc_client::{SparkSession, functions::col};
+//! let spark = SparkSession::builder().remote("sc://localhost").build().await?;
+//! let plan = spark.range(0, 10).filter(col("id").gt(5)).to_plan();
+//! assert!(plan.op_type.is_some());
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod catalog;
+mod client;
+mod column;
+mod conn;
+mod control;
+mod dataframe;
+mod error;
+pub mod functions;
+mod reader;
+mod session;
+pub mod types;
+mod window;
+mod writer;
+
+pub use catalog::{Catalog, CatalogColumn, Database, Function, Table};
+pub use client::{DEFAULT_MAX_MESSAGE_SIZE, Progress, ProgressHandler, RetryPolicy};
+pub use column::{Column, Date, Decimal, IntoColumn, IntoExpr, Timestamp, TimestampNtz};
+pub use conn::{ConnectionString, DEFAULT_PORT, RESERVED_KEYS};
+pub use control::{ControlPlaneClient, ProxySession, SESSION_HEADER};
+pub use dataframe::{
+    BatchStream, DataFrame, ExplainMode, GroupedData, IntoCondition, JoinOn, JoinType, NaFunctions,
+    StorageLevel,
+};
+pub use error::{Error, Result, SparkError};
+pub use reader::DataFrameReader;
+pub use session::{RuntimeConfig, SPARK_REMOTE_ENV, SparkSession, SparkSessionBuilder};
+pub use window::{Window, WindowSpec};
+pub use writer::{DataFrameWriter, SaveMode};
+
+/// The protocol messages, for building or inspecting raw plans.
+pub use sc_proto::spark::connect as proto;

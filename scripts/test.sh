@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace, the end-to-end ones included:
+#   1. makes sure the Python virtualenv ($REPO/.venv) has PySpark (scripts/setup-venv.sh);
+#   2. builds the proxy binary;
+#   3. starts real Spark Connect servers from the pyspark wheel: two plain ones on
+#      127.0.0.1:15102 and 127.0.0.1:15103, both cutting reattachable result streams every
+#      1 MiB so that ReattachExecute is ordinary traffic, and a secured one on 127.0.0.1:15104
+#      that demands a pre-shared token (spark.connect.authenticate.token, a fresh random one
+#      per run, passed in the environment so it shows in no command line);
+#   4. runs `cargo test --workspace --no-fail-fast` (or `cargo test ARGS...` when given
+#      arguments, e.g. `scripts/test.sh -p sc-e2e dead_backend`) with the servers' addresses
+#      exported;
+#   5. stops the servers, whatever happened. The exit code is cargo test's.
+#
+# Environment: SC_TEST_PORT_A / SC_TEST_PORT_B / SC_TEST_PORT_SECURE (default 15102 / 15103 /
+# 15104), RUST_TEST_THREADS (default 2, for two cores), SC_PROXY_BIN (a prebuilt proxy).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO"
+# PySpark would take this as its token (and then insist on TLS); the servers as theirs.
+unset SPARK_CONNECT_AUTHENTICATE_TOKEN SPARK_REMOTE
+
+PORT_A="${SC_TEST_PORT_A:-15102}"
+PORT_B="${SC_TEST_PORT_B:-15103}"
+PORT_SECURE="${SC_TEST_PORT_SECURE:-15104}"
+SERVERS=(test-a test-b test-secure)
+SPARK_CONF=(--conf spark.connect.execute.reattachable.senderMaxStreamSize=1m)
+
+bash scripts/setup-venv.sh
+
+log "building the workspace's binaries"
+cargo build --workspace --bins
+
+stop_servers() {
+    local name
+    for name in "${SERVERS[@]}"; do
+        bash scripts/spark-server.sh stop "$name" || true
+    done
+}
+# Servers left over from an interrupted run are replaced: each run starts fresh ones.
+stop_servers
+trap stop_servers EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+SECURE_TOKEN="$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))')"
+
+# Start all at once: each takes a few seconds of mostly JVM start-up.
+pids=()
+bash scripts/spark-server.sh start test-a "$PORT_A" "${SPARK_CONF[@]}" &
+pids+=($!)
+bash scripts/spark-server.sh start test-b "$PORT_B" "${SPARK_CONF[@]}" &
+pids+=($!)
+SPARK_CONNECT_AUTHENTICATE_TOKEN="$SECURE_TOKEN" \
+    bash scripts/spark-server.sh start test-secure "$PORT_SECURE" &
+pids+=($!)
+failed=0
+for pid in "${pids[@]}"; do
+    wait "$pid" || failed=1
+done
+[ "$failed" -eq 0 ] || die "a Spark Connect server did not start (logs above)"
+
+export SC_TEST_SPARK_A="127.0.0.1:$PORT_A"
+export SC_TEST_SPARK_B="127.0.0.1:$PORT_B"
+export SC_TEST_SPARK_SECURE="127.0.0.1:$PORT_SECURE"
+export SC_TEST_SPARK_SECURE_TOKEN="$SECURE_TOKEN"
+export SC_TEST_PYTHON="$VENV/bin/python"
+# A prebuilt proxy (e.g. a release build) may be given in SC_PROXY_BIN.
+export SC_PROXY_BIN="${SC_PROXY_BIN:-$REPO/target/debug/spark-connect-proxy}"
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
+
+if [ $# -eq 0 ]; then
+    set -- --workspace --no-fail-fast
+fi
+log "cargo test $*"
+status=0
+cargo test "$@" || status=$?
+if [ "$status" -ne 0 ]; then
+    log "tests failed (exit $status); Spark server logs: $LOCAL_DIR/spark/test-*/server.log"
+fi
+exit "$status"
