@@ -303,10 +303,7 @@ impl<O: Observer> HttpBody for Downstream<O> {
                     None => cause.clone(),
                 };
                 *this.code = Some(status.code() as i32);
-                let mut trailers = HeaderMap::new();
-                if status.add_header(&mut trailers).is_err() {
-                    trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
-                }
+                let trailers = status_trailers(&status);
                 if let Some(mut observer) = this.observer.take() {
                     observer.finish(*this.code);
                 }
@@ -418,11 +415,18 @@ pub(crate) async fn redact_config(body: Body, limit: usize) -> Body {
     )))
 }
 
-fn status_body(status: tonic::Status) -> Body {
+/// The trailers that end a call with `status`.
+fn status_trailers(status: &tonic::Status) -> HeaderMap {
     let mut trailers = HeaderMap::new();
     if status.add_header(&mut trailers).is_err() {
-        trailers.insert("grpc-status", http::HeaderValue::from_static("13"));
+        // Only a message that cannot be encoded fails; the code alone still goes out.
+        trailers.insert("grpc-status", http::HeaderValue::from(status.code() as i32));
     }
+    trailers
+}
+
+fn status_body(status: tonic::Status) -> Body {
+    let trailers = status_trailers(&status);
     Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
         [Ok::<_, tonic::Status>(Frame::trailers(trailers))],
     )))
