@@ -27,6 +27,12 @@ SERVERS=(test-a test-b test-secure)
 SPARK_CONF=(--conf spark.connect.execute.reattachable.senderMaxStreamSize=1m)
 
 bash scripts/setup-venv.sh
+# Tools some tests drive: tmux (the CLI in a real terminal), curl (the control plane over TLS).
+missing=()
+for tool in tmux curl; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 log "building the workspace's binaries"
 cargo build --workspace --bins
