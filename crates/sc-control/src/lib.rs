@@ -91,6 +91,7 @@ pub fn app(state: ControlState) -> HttpRouter {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -357,8 +358,18 @@ async fn create_session(
     Extension(peer): Extension<Peer>,
     caller: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        ApiError::new(
+            rejection.status(),
+            "INVALID_ARGUMENT",
+            format!(
+                "request body cannot be read: {}; the body is at most {BODY_LIMIT} bytes of JSON, e.g. {{\"user_id\": \"alice\"}}",
+                rejection.body_text()
+            ),
+        )
+    })?;
     let request: CreateSession = if body.iter().all(u8::is_ascii_whitespace) {
         CreateSession::default()
     } else {
@@ -495,6 +506,18 @@ async fn readyz(State(state): State<ControlState>) -> Response {
     } else {
         (StatusCode::OK, "ready\n").into_response()
     }
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "INVALID_ARGUMENT",
+        format!(
+            "{} is not allowed on {}; see the `allow` header for the methods that are",
+            request.method(),
+            request.uri().path()
+        ),
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -223,7 +223,7 @@ async fn bad_input_gets_json_errors() {
     assert!(body.contains("owner"), "{body}");
 
     let huge = vec![b' '; 1024 * 1024];
-    let (status, _, _) = call(
+    let (status, body, ctype) = call(
         &st,
         req("POST", "/control/sessions")
             .body(Body::from(huge))
@@ -231,6 +231,8 @@ async fn bad_input_gets_json_errors() {
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(ctype.as_deref(), Some("application/json"), "{body}");
+    assert!(body.contains("at most"), "{body}");
 
     let (status, body, _) = call(
         &st,
@@ -240,12 +242,14 @@ async fn bad_input_gets_json_errors() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("/control/sessions"), "{body}");
 
-    let (status, _, _) = call(
+    let (status, body, ctype) = call(
         &st,
         req("PUT", "/control/sessions").body(Body::empty()).unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(ctype.as_deref(), Some("application/json"), "{body}");
+    assert!(body.contains("PUT is not allowed"), "{body}");
 }
 
 #[tokio::test]

@@ -246,7 +246,10 @@ pub fn read_request_fields(
             }
             f if Some(f) == op_field => out.operation_id = non_empty(as_str(f, value)?),
             f if Some(f) == new_session_field => out.new_session_id = non_empty(as_str(f, value)?),
+            // Oneofs: the member that comes last wins.
+            5 if method == RpcMethod::Interrupt => out.operation_id = None,
             5 if method == RpcMethod::ReleaseExecute => out.release_all = true,
+            6 if method == RpcMethod::ReleaseExecute => out.release_all = false,
             _ => {}
         }
     }
@@ -282,6 +285,14 @@ pub fn read_server_side_session_id(
 /// `user_context` (its extensions) are kept. When the message has no `user_context`, one is
 /// inserted after `session_id`. Used when the proxy vouches for the caller's identity.
 pub fn with_user(message: &[u8], user_id: &str, user_name: &str) -> Result<Vec<u8>, WireError> {
+    // A message field that occurs more than once is merged, as protobuf does: the new context
+    // keeps the other fields of every occurrence.
+    let mut contexts = Vec::new();
+    for item in fields(message) {
+        if let (2, FieldValue::Bytes(ctx)) = item? {
+            contexts.extend_from_slice(ctx);
+        }
+    }
     let mut out = Vec::with_capacity(message.len() + user_id.len() + user_name.len() + 8);
     let mut rest = message;
     let mut written = false;
@@ -295,9 +306,9 @@ pub fn with_user(message: &[u8], user_id: &str, user_name: &str) -> Result<Vec<u
         rest = one.rest;
         let raw = &before[..before.len() - rest.len()];
         match (field, value) {
-            (2, FieldValue::Bytes(ctx)) => {
+            (2, FieldValue::Bytes(_)) => {
                 if !written {
-                    write_user_context(&mut out, ctx, user_id, user_name)?;
+                    write_user_context(&mut out, &contexts, user_id, user_name)?;
                     written = true;
                 }
             }
@@ -723,6 +734,36 @@ mod tests {
                 .user_id,
             "u"
         );
+    }
+
+    #[test]
+    fn oneof_members_that_come_last_win() {
+        // Interrupt: operation_id (6) then operation_tag (5): the tag wins.
+        let f = read_request_fields(RpcMethod::Interrupt, &[0x32, 0x01, b'a', 0x2a, 0x01, b'b'])
+            .unwrap();
+        assert_eq!(f.operation_id, None);
+        let f = read_request_fields(RpcMethod::Interrupt, &[0x2a, 0x01, b'b', 0x32, 0x01, b'a'])
+            .unwrap();
+        assert_eq!(f.operation_id, Some("a"));
+        // ReleaseExecute: release_all (5) then release_until (6).
+        let f = read_request_fields(
+            RpcMethod::ReleaseExecute,
+            &[0x2a, 0x00, 0x32, 0x02, 0x0a, 0x00],
+        )
+        .unwrap();
+        assert!(!f.release_all);
+    }
+
+    #[test]
+    fn repeated_user_contexts_are_merged() {
+        // Two user_context occurrences, the second carrying an extension (field 999).
+        let msg = [
+            0x12, 0x03, 0x0a, 0x01, b'a', 0x12, 0x07, 0xba, 0x3e, 0x04, 0x0a, 0x02, b'x', b'y',
+        ];
+        let out = with_user(&msg, "u", "u").unwrap();
+        let back = pb::ConfigRequest::decode(out.as_slice()).unwrap();
+        let ctx = back.user_context.unwrap();
+        assert_eq!((ctx.user_id.as_str(), ctx.extensions.len()), ("u", 1));
     }
 
     #[test]

@@ -170,21 +170,32 @@ impl Proxy {
         };
         let app =
             sc_control::app(state).into_make_service_with_connect_info::<sc_control::PeerAddr>();
+        // The control plane's connections close after `server.idle_timeout` of silence too
+        // (slow-loris clients, half-sent headers).
+        let local = control
+            .local_addr()
+            .map_err(|e| ServeError::Server(e.to_string()))?;
         let control_task = if config.control.tls {
             let control_tls = ReloadableTls::new(tls, &[b"h2", b"http/1.1"])?;
             reloadable.push(control_tls.clone());
-            let local = control
-                .local_addr()
-                .map_err(|e| ServeError::Server(e.to_string()))?;
             let listener = sc_control::ChannelListener::new(
-                tls::accept_tls(control, control_tls, |stream| stream),
+                tls::accept_tls(control, control_tls, move |stream| {
+                    IdleTimeout::new(stream, idle_timeout)
+                }),
                 local,
             );
             let server =
                 axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
             tokio::spawn(async move { server.await })
         } else {
-            let server = axum::serve(control, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+            let listener = sc_control::ChannelListener::new(
+                accept_plain(control, move |stream| {
+                    IdleTimeout::new(stream, idle_timeout)
+                }),
+                local,
+            );
+            let server =
+                axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
             tokio::spawn(async move { server.await })
         };
         if !reloadable.is_empty() {
@@ -323,4 +334,33 @@ async fn watch_tls(reloadable: Vec<std::sync::Arc<ReloadableTls>>) {
             _ = tick.tick() => reloadable.iter().for_each(|t| t.reload_if_changed()),
         }
     }
+}
+
+/// Accepts TCP connections and hands them over, wrapped, through a channel.
+fn accept_plain<S, F>(
+    listener: TcpListener,
+    wrap: F,
+) -> tokio::sync::mpsc::Receiver<(S, SocketAddr)>
+where
+    S: Send + 'static,
+    F: Fn(tokio::net::TcpStream) -> S + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    if tx.send((wrap(stream), addr)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    rx
 }

@@ -239,6 +239,8 @@ struct Setup {
     max_message_size: Option<usize>,
     /// `server.idle_timeout` (with `router.keepalive_interval` below it).
     idle_timeout: Option<&'static str>,
+    /// `router.first_message_timeout`.
+    first_message_timeout: Option<&'static str>,
 }
 
 /// A proxy serving on free ports in front of one fake backend; stops when dropped.
@@ -264,6 +266,9 @@ async fn start(setup: Setup) -> Running {
     }
     if setup.idle_timeout.is_some() {
         yaml.push_str("  keepalive_interval: 500ms\n");
+    }
+    if let Some(wait) = setup.first_message_timeout {
+        yaml.push_str(&format!("  first_message_timeout: {wait}\n"));
     }
     let config = sc_proxy::ProxyConfig::from_yaml(&yaml).unwrap();
     let proxy = sc_proxy::Proxy::bind(config).await.unwrap();
@@ -324,7 +329,7 @@ async fn assert_served(proxy: &Running) {
         .into_inner();
     assert_eq!(response.server_side_session_id, BACKEND);
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(3),
         "served promptly, not after {:?}",
         started.elapsed()
     );
@@ -537,8 +542,12 @@ async fn idle_timeout_closes_slow_loris_connections() {
         loris.push(stream);
     }
     assert_served(&proxy).await;
-    let (closed, _) = closed_within(&mut loris[0], Duration::from_millis(500)).await;
-    assert!(!closed, "not cut before the idle timeout");
+    // Still open well before the timeout (checked only while well before it, on a slow machine).
+    let early = Duration::from_millis(1500).saturating_sub(opened.elapsed());
+    if !early.is_zero() {
+        let (closed, _) = closed_within(&mut loris[0], early).await;
+        assert!(!closed, "not cut before the idle timeout");
+    }
     for (i, stream) in loris.iter_mut().enumerate() {
         let left = Duration::from_secs(6).saturating_sub(opened.elapsed());
         let (closed, _) = closed_within(stream, left).await;
@@ -698,7 +707,7 @@ async fn missing_and_invalid_session_ids() {
     assert_status(&reply, Code::InvalidArgument, "x-spark-connect-session-id");
 
     // A long id is refused as unknown, and the answer still reaches the client.
-    let long = "%".repeat(6000);
+    let long = "a".repeat(2000);
     let reply = raw_call(
         &proxy,
         "Config",
@@ -706,12 +715,7 @@ async fn missing_and_invalid_session_ids() {
         frame(0, &message),
     )
     .await;
-    assert_eq!(
-        reply.status.code(),
-        Code::NotFound,
-        "{:?}",
-        reply.status.code()
-    );
+    assert_eq!(reply.status.code(), Code::NotFound);
 
     assert_served(&proxy).await;
 }
@@ -878,6 +882,7 @@ async fn control_plane_refuses_bad_requests_with_json_errors() {
             .await
             .unwrap();
         assert_eq!(r.status(), 405, "{method} {path}");
+        assert!(r.headers().contains_key("allow"), "{method} {path}");
     }
 
     // Garbage instead of HTTP.
@@ -886,9 +891,22 @@ async fn control_plane_refuses_bad_requests_with_json_errors() {
     let (closed, _) = closed_within(&mut stream, Duration::from_secs(5)).await;
     assert!(closed, "the control plane closes a garbage connection");
 
+    // Slow-loris on the control plane: requests that never finish their headers.
+    let mut loris = Vec::new();
+    for _ in 0..50 {
+        let mut stream = TcpStream::connect(proxy.control).await.unwrap();
+        stream
+            .write_all(b"POST /control/sessions HTTP/1.1\r\nHost: proxy\r\n")
+            .await
+            .unwrap();
+        loris.push(stream);
+    }
+
     // Everyone else is still served, on both ports.
+    let started = Instant::now();
     let r = http.post(url("/control/sessions")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(
         http.get(url("/healthz")).send().await.unwrap().status(),
         200
@@ -906,11 +924,10 @@ fn sized_body(bytes: Vec<u8>) -> tonic::body::Body {
 
 /// KNOWN BUG (sc-router, `forward::Upstream::size_hint`): with an exact size hint from the
 /// request's `content-length`, `set_lower(lower + n)` runs before `set_upper`, so http-body's
-/// `SizeHint::set_lower` asserts and panics inside the backend connection's task. The caller
-/// gets UNAVAILABLE ("dispatch task is gone: user code panicked") and every other call in flight
-/// on that backend's shared connection is cut.
+/// `SizeHint::set_lower` asserts and panics while the request is sent to the backend. The caller
+/// gets UNAVAILABLE ("backend ... is unavailable: dispatch task is gone: user code panicked"),
+/// counted and logged as a backend failure. Other calls on the backend are not affected.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "fails until sc-router's Upstream::size_hint stops panicking on exact size hints"]
 async fn requests_with_content_length_are_served_and_harm_no_one() {
     let proxy = start(Setup::default()).await;
     // Someone else's long-running query on the same backend.
@@ -938,5 +955,84 @@ async fn requests_with_content_length_are_served_and_harm_no_one() {
         received += 1;
     }
     assert_eq!(received, 10);
+    assert_served(&proxy).await;
+}
+
+/// KNOWN BUG (sc-router, `RouterError::SessionNotFound`): the error message repeats the whole
+/// session id from the header, percent-encoded in `grpc-message`. An id of 6000 `%` (18 KB once
+/// encoded) makes the trailers larger than the client's 16 KiB header-list limit (hyper's and
+/// tonic's default; grpc-java's is 8 KiB), so the client sees a PROTOCOL_ERROR stream reset
+/// instead of NOT_FOUND.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_unknown_session_ids_get_a_readable_not_found() {
+    let proxy = start(Setup::default()).await;
+    let message = config_request(&session_id()).encode_to_vec();
+    let long = "%".repeat(6000);
+    let header = vec![(
+        "x-spark-connect-session-id",
+        HeaderValue::from_str(&long).unwrap(),
+    )];
+    let reply = raw_call(&proxy, "Config", &header, frame(0, &message)).await;
+    assert_eq!(reply.status.code(), Code::NotFound, "{reply:?}");
+    assert_served(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_that_never_sends_its_first_message_is_cut() {
+    let proxy = start(Setup {
+        first_message_timeout: Some("1s"),
+        ..Setup::default()
+    })
+    .await;
+    // Headers, then a body that never yields (the client library keeps answering pings).
+    let body = http_body_util::StreamBody::new(futures_util::stream::pending::<
+        Result<http_body::Frame<Bytes>, std::convert::Infallible>,
+    >());
+    let started = Instant::now();
+    let reply = raw_call_with(&proxy, "Config", &[], tonic::body::Body::new(body)).await;
+    assert_eq!(
+        reply.status.code(),
+        tonic::Code::DeadlineExceeded,
+        "{:?}",
+        reply.status
+    );
+    assert!(
+        reply.status.message().contains("first_message_timeout"),
+        "{:?}",
+        reply.status
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_served(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_timeout_closes_slow_loris_connections_on_the_control_plane() {
+    let proxy = start(Setup {
+        idle_timeout: Some("2s"),
+        ..Setup::default()
+    })
+    .await;
+    let opened = Instant::now();
+    let mut loris = Vec::new();
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(proxy.control).await.unwrap();
+        stream
+            .write_all(b"GET /control/sessions HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        loris.push(stream);
+    }
+    for (i, stream) in loris.iter_mut().enumerate() {
+        let left = Duration::from_secs(6).saturating_sub(opened.elapsed());
+        let (closed, _) = closed_within(stream, left).await;
+        assert!(
+            closed,
+            "control-plane slow-loris connection {i} is closed within 6s (idle_timeout 2s)"
+        );
+    }
+    assert!(
+        opened.elapsed() >= Duration::from_millis(1500),
+        "closed by the timeout, not at once"
+    );
     assert_served(&proxy).await;
 }

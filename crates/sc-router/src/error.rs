@@ -9,12 +9,15 @@ use tonic::{Code, Status};
 pub enum RouterError {
     /// The `x-spark-connect-session-id` header names no session.
     #[error(
-        "session '{0}' does not exist on this proxy (it was never created, was deleted, or expired); create one with `POST /control/sessions` on the proxy's control plane and pass its id as `x-spark-connect-session-id`, or connect without that header to get a session bound automatically"
+        "session '{}' does not exist on this proxy (it was never created, was deleted, or expired); create one with `POST /control/sessions` on the proxy's control plane and pass its id as `x-spark-connect-session-id`, or connect without that header to get a session bound automatically",
+        shorten(.0)
     )]
     SessionNotFound(String),
     /// ReattachExecute for an operation of a session the proxy does not know.
     #[error(
-        "operation '{operation_id}' of session '{session_id}' is not known to this proxy: the session was released, or never ran it through this proxy"
+        "operation '{}' of session '{}' is not known to this proxy: the session was released, or never ran it through this proxy",
+        shorten(operation_id),
+        shorten(session_id)
     )]
     UnknownOperation {
         /// The request's session id.
@@ -41,6 +44,11 @@ pub enum RouterError {
     /// The request body ended before its first message was complete, or carried no message.
     #[error("request body {0}")]
     Truncated(&'static str),
+    /// The first message did not arrive in time.
+    #[error(
+        "request sent no message within {0:?} (router.first_message_timeout); send the request message right after the headers"
+    )]
+    FirstMessageTimeout(std::time::Duration),
     /// The first message is larger than the router accepts.
     #[error(
         "request message of {size} bytes exceeds the proxy's limit of {limit} bytes (router.max_message_size)"
@@ -105,6 +113,7 @@ impl RouterError {
             | RouterError::NoCapacity(_)
             | RouterError::LimitExceeded { .. } => Code::ResourceExhausted,
             RouterError::UnsupportedEncoding(_) => Code::Unimplemented,
+            RouterError::FirstMessageTimeout(_) => Code::DeadlineExceeded,
             RouterError::PermissionDenied => Code::PermissionDenied,
             RouterError::BackendUnavailable { .. } => Code::Unavailable,
             RouterError::Provider(ProviderError::Config(_)) => Code::Internal,
@@ -127,6 +136,16 @@ impl RouterError {
             ),
             _ => Status::new(self.code(), self.to_string()),
         }
+    }
+}
+
+/// A client-supplied id as quoted in a message: long ones are cut, so that an error never
+/// outgrows the headers it travels in.
+pub(crate) fn shorten(id: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 64;
+    match id.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &id[..cut]).into(),
+        None => id.into(),
     }
 }
 

@@ -85,7 +85,7 @@ pub(crate) async fn read_head(body: &mut Body, limit: usize) -> Result<Head, Rou
         }
         if trailers.is_some() {
             return Err(RouterError::Truncated(
-                "ended before its first message was complete",
+                "is truncated: it ended before its first message was complete",
             ));
         }
         match body.frame().await {
@@ -94,7 +94,7 @@ pub(crate) async fn read_head(body: &mut Body, limit: usize) -> Result<Head, Rou
                 return Err(RouterError::Truncated(if empty {
                     "carries no message"
                 } else {
-                    "ended before its first message was complete"
+                    "is truncated: it ended before its first message was complete"
                 }));
             }
             Some(Err(status)) => return Err(RouterError::RequestBody(status.message().to_owned())),
@@ -207,14 +207,17 @@ impl HttpBody for Upstream {
     }
 
     fn size_hint(&self) -> SizeHint {
-        let mut hint = self.rest.size_hint();
-        if let Some(head) = &self.head {
-            let n = head.len() as u64;
-            hint.set_lower(hint.lower() + n);
-            if let Some(upper) = hint.upper() {
-                hint.set_upper(upper + n);
-            }
+        let rest = self.rest.size_hint();
+        let Some(head) = &self.head else {
+            return rest;
+        };
+        let n = head.len() as u64;
+        // Raise the upper bound first: SizeHint insists that lower <= upper at every step.
+        let mut hint = SizeHint::new();
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper.saturating_add(n));
         }
+        hint.set_lower(rest.lower().saturating_add(n));
         hint
     }
 }

@@ -115,7 +115,13 @@ impl Inner {
     ) -> Result<http::Response<Body>, RouterError> {
         let (mut parts, mut body) = request.into_parts();
         let identity = parts.extensions.remove::<Identity>();
-        let head = forward::read_head(&mut body, self.settings.max_message_size).await?;
+        let limit = self.settings.first_message_timeout;
+        let head = tokio::time::timeout(
+            limit,
+            forward::read_head(&mut body, self.settings.max_message_size),
+        )
+        .await
+        .map_err(|_| RouterError::FirstMessageTimeout(limit))??;
         let mut scratch = Vec::new();
         let message = forward::readable(
             &head,
@@ -149,7 +155,11 @@ impl Inner {
             _ => None,
         };
         let head = match rewritten {
-            Some(message) => head.replace_first_message(&message),
+            Some(message) => {
+                // The body changes length: a length the client announced no longer holds.
+                parts.headers.remove(http::header::CONTENT_LENGTH);
+                head.replace_first_message(&message)
+            }
             None => head,
         };
 

@@ -22,6 +22,10 @@ pub struct RouterSettings {
     pub stream_window: u32,
     /// HTTP/2 receive window of each backend connection, in bytes (shared by all its streams).
     pub connection_window: u32,
+    /// How long a call may take to send its first message (a call that opens a stream and sends
+    /// nothing is cut after this; clients send it at once).
+    #[serde(with = "humantime_serde")]
+    pub first_message_timeout: Duration,
     /// Per-user and global limits.
     pub limits: crate::limits::LimitSettings,
 }
@@ -34,6 +38,7 @@ impl Default for RouterSettings {
             keepalive_interval: Duration::from_secs(30),
             stream_window: 4 * 1024 * 1024,
             connection_window: 256 * 1024 * 1024,
+            first_message_timeout: Duration::from_secs(30),
             limits: crate::limits::LimitSettings::default(),
         }
     }
@@ -54,6 +59,9 @@ impl RouterSettings {
             );
         }
         self.limits.validate()?;
+        if self.first_message_timeout.is_zero() {
+            return Err("router.first_message_timeout must be greater than zero, e.g. 30s".into());
+        }
         if self.connect_timeout.is_zero() {
             return Err("router.connect_timeout must be greater than zero, e.g. 5s".into());
         }

@@ -1,0 +1,4 @@
+
+$00112233-4455-6677-8899-aabbccddeeff<
+alicealiceº>+
+%type.googleapis.com/example.Extension
