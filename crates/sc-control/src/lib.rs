@@ -6,7 +6,8 @@
 //! | `GET /control/sessions` | lists every session |
 //! | `GET /control/sessions/{id}` | one session |
 //! | `DELETE /control/sessions/{id}` | closes a session and releases it on its backend |
-//! | `GET /control/backends` | every backend with its load |
+//! | `GET /control/backends` | every backend with its load, state and health |
+//! | `POST /control/backends/{id}/drain`, `.../undrain` | stops or resumes placing new sessions on a backend (its sessions carry on) |
 //! | `GET /control/metrics` | Prometheus metrics |
 //! | `GET /healthz`, `GET /readyz` | liveness and readiness |
 //!
@@ -83,6 +84,14 @@ pub fn app(state: ControlState) -> HttpRouter {
             get(get_session).delete(delete_session),
         )
         .route("/control/backends", get(list_backends))
+        .route(
+            "/control/backends/{id}/drain",
+            axum::routing::post(drain_backend),
+        )
+        .route(
+            "/control/backends/{id}/undrain",
+            axum::routing::post(undrain_backend),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     // Health and metrics stay open for probes and scrapers: they name no user and no secret.
     HttpRouter::new()
@@ -481,6 +490,45 @@ async fn list_backends(State(state): State<ControlState>) -> Response {
     .into_response()
 }
 
+async fn drain_backend(
+    State(state): State<ControlState>,
+    Extension(peer): Extension<Peer>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    set_draining(&state, peer, &caller, &id, true)
+}
+
+async fn undrain_backend(
+    State(state): State<ControlState>,
+    Extension(peer): Extension<Peer>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    set_draining(&state, peer, &caller, &id, false)
+}
+
+/// Draining changes where everyone's sessions go: with authentication on, admins only.
+fn set_draining(
+    state: &ControlState,
+    peer: Peer,
+    caller: &Caller,
+    id: &str,
+    draining: bool,
+) -> Result<Response, ApiError> {
+    if caller.is_some() && !state.is_admin(caller) {
+        warn!(target: "audit", event = "permission_denied", plane = "control", user = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), backend = id, "permission denied");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            "only members of auth.admin_group may drain or undrain backends",
+        ));
+    }
+    let info = state.router.set_draining(id, draining)?;
+    tracing::info!(target: "audit", event = if draining { "backend_drain" } else { "backend_undrain" }, backend = id, by = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), "backend drain state changed");
+    Ok(axum::Json(info).into_response())
+}
+
 async fn metrics(State(state): State<ControlState>) -> Response {
     (
         [(
@@ -524,7 +572,7 @@ async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
-        "no such endpoint; the control plane serves /control/sessions, /control/sessions/{id}, /control/backends, /control/metrics, /healthz and /readyz",
+        "no such endpoint; the control plane serves /control/sessions, /control/sessions/{id}, /control/backends, /control/backends/{id}/drain and /undrain, /control/metrics, /healthz and /readyz",
     )
 }
 

@@ -411,3 +411,72 @@ async fn with_auth_only_owners_and_admins_see_sessions() {
     let (status, _, _) = call(&st, req("GET", "/healthz").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn backends_can_be_drained_and_undrained_by_admins() {
+    let st = state().await;
+    let (status, body, _) = call(
+        &st,
+        req("POST", "/control/backends/backend-0/drain")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["id"].as_str(), v["state"].as_str()),
+        (Some("backend-0"), Some("draining"))
+    );
+    // New sessions avoid it.
+    for _ in 0..3 {
+        let (_, body, _) = call(
+            &st,
+            req("POST", "/control/sessions")
+                .header(header::ACCEPT, "application/json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert!(body.contains("\"backend\":\"backend-1\""), "{body}");
+    }
+    let (status, body, _) = call(
+        &st,
+        req("POST", "/control/backends/backend-0/undrain")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("\"state\":\"active\""), "{body}");
+    let (status, body, _) = call(
+        &st,
+        req("POST", "/control/backends/nope/drain")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // With authentication, only admins.
+    let st = state_with_tokens().await;
+    let as_user = |uri: &str, token: &str| {
+        req("POST", uri).header(header::AUTHORIZATION, format!("Bearer {token}"))
+    };
+    let (status, _, _) = call(
+        &st,
+        as_user("/control/backends/backend-0/drain", "ta")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = call(
+        &st,
+        as_user("/control/backends/backend-0/drain", "tr")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -109,6 +109,7 @@ impl Proxy {
             grpc,
             control,
         } = self;
+        router.start_health_checks();
         let grpc_addr = grpc.local_addr().ok();
         let control_addr = control.local_addr().ok();
         let (stop_tx, stop_rx) = watch::channel(false);

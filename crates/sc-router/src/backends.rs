@@ -23,6 +23,7 @@ pub(crate) struct BackendHandle {
     pub(crate) endpoint_text: String,
     /// `Bearer <pre-shared token>` for this backend, marked sensitive.
     pub(crate) authorization: Option<http::HeaderValue>,
+    pub(crate) health: crate::health::Health,
 }
 
 impl BackendHandle {
@@ -48,9 +49,11 @@ impl BackendHandle {
                 }
                 None => None,
             };
+        let metrics = metrics.backend(&backend.id);
         Ok(BackendHandle {
+            health: crate::health::Health::new(metrics.up.clone()),
             authorization,
-            metrics: metrics.backend(&backend.id),
+            metrics,
             endpoint_text: backend
                 .endpoint
                 .to_string()
@@ -194,7 +197,7 @@ impl BackendPool {
             .map(|b| BackendLoad {
                 id: b.id(),
                 sessions: b.sessions(),
-                available: !b.draining.load(Ordering::Relaxed),
+                available: !b.draining.load(Ordering::Relaxed) && !b.health.is_unhealthy(),
             })
             .collect()
     }

@@ -25,6 +25,9 @@ pub enum RouterError {
         /// The operation.
         operation_id: String,
     },
+    /// No backend has this id.
+    #[error("backend '{}' does not exist; GET /control/backends lists them", shorten(.0))]
+    BackendNotFound(String),
     /// A header the proxy reads holds something it cannot use.
     #[error("header '{name}' is invalid: {why}")]
     InvalidHeader {
@@ -102,9 +105,9 @@ impl RouterError {
     /// The gRPC code for this error; the control plane derives its HTTP status from it too.
     pub fn code(&self) -> Code {
         match self {
-            RouterError::SessionNotFound(_) | RouterError::UnknownOperation { .. } => {
-                Code::NotFound
-            }
+            RouterError::SessionNotFound(_)
+            | RouterError::UnknownOperation { .. }
+            | RouterError::BackendNotFound(_) => Code::NotFound,
             RouterError::InvalidHeader { .. }
             | RouterError::MissingSessionId
             | RouterError::Malformed(_)

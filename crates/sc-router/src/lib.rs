@@ -39,6 +39,7 @@
 mod backends;
 mod error;
 mod forward;
+mod health;
 pub mod limits;
 pub mod metrics;
 pub mod policy;
@@ -55,6 +56,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 pub use error::{RouterError, code_name};
+pub use health::HealthSettings;
 pub use metrics::Metrics;
 pub use registry::{SessionInfo, SessionKind};
 pub use service::{RouterService, SESSION_HEADER};
@@ -168,8 +170,10 @@ pub struct BackendInfo {
     pub sessions: usize,
     /// Calls in flight to it.
     pub active_streams: usize,
-    /// Whether it takes new sessions.
+    /// `active`, or `draining` (takes no new sessions; its sessions carry on).
     pub state: &'static str,
+    /// `healthy`, `unhealthy` (takes no new sessions) or `unknown` (not probed yet).
+    pub health: &'static str,
 }
 
 impl Router {
@@ -295,8 +299,34 @@ impl Router {
                 } else {
                     "active"
                 },
+                health: b.health.name(),
             })
             .collect()
+    }
+
+    /// Drains a backend (no new sessions; its sessions carry on) or takes it back into service.
+    pub fn set_draining(&self, id: &str, draining: bool) -> Result<BackendInfo, RouterError> {
+        let backends = self.inner.pool.snapshot();
+        let backend = backends
+            .iter()
+            .find(|b| b.id().as_str() == id)
+            .ok_or_else(|| RouterError::BackendNotFound(id.to_owned()))?;
+        backend
+            .draining
+            .store(draining, std::sync::atomic::Ordering::Relaxed);
+        info!(backend = %backend.id(), draining, "backend drain state changed");
+        self.backends()
+            .into_iter()
+            .find(|b| b.id == id)
+            .ok_or_else(|| RouterError::BackendNotFound(id.to_owned()))
+    }
+
+    /// Starts probing every backend's health on `router.health.interval` (call once, inside a
+    /// tokio runtime). The probes stop when the router is dropped.
+    pub fn start_health_checks(&self) {
+        if !self.inner.settings.health.interval.is_zero() {
+            tokio::spawn(health::run_probes(Arc::downgrade(&self.inner)));
+        }
     }
 }
 

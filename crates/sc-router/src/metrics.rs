@@ -63,6 +63,7 @@ pub struct Metrics {
     active_streams: Family<BackendLabels, Gauge>,
     bytes: Family<BytesLabels, Counter>,
     limits: Family<LimitLabels, Counter>,
+    up: Family<BackendLabels, Gauge>,
 }
 
 /// The metric handles of one backend.
@@ -73,6 +74,7 @@ pub(crate) struct BackendMetrics {
     pub(crate) active_streams: Gauge,
     pub(crate) bytes_to_backend: Counter,
     pub(crate) bytes_to_client: Counter,
+    pub(crate) up: Gauge,
 }
 
 impl Default for Metrics {
@@ -91,6 +93,12 @@ impl Metrics {
         let active_streams = Family::<BackendLabels, Gauge>::default();
         let bytes = Family::<BytesLabels, Counter>::default();
         let limits = Family::<LimitLabels, Counter>::default();
+        let up = Family::<BackendLabels, Gauge>::default();
+        registry.register(
+            "backend_up",
+            "1 when a backend may receive new sessions by health (healthy or not yet probed), 0 when unhealthy",
+            up.clone(),
+        );
         registry.register(
             "limit_rejections",
             "Calls refused by a configured limit (sessions_per_user, streams_per_user, streams_total, rate)",
@@ -129,6 +137,7 @@ impl Metrics {
             active_streams,
             bytes,
             limits,
+            up,
         }
     }
 
@@ -154,6 +163,7 @@ impl Metrics {
             active_streams: self.active_streams.get_or_create(&by_backend).clone(),
             bytes_to_backend: bytes("to_backend"),
             bytes_to_client: bytes("to_client"),
+            up: self.up.get_or_create(&by_backend).clone(),
             label,
         }
     }

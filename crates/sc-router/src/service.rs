@@ -187,7 +187,9 @@ impl Inner {
         let response = match backend.channel.clone().oneshot(request).await {
             Ok(response) => response,
             Err(error) => {
-                let error = backend.unavailable(transport_reason(&error));
+                let reason = transport_reason(&error);
+                crate::health::mark_unreachable(&self.settings.health, &backend, &reason);
+                let error = backend.unavailable(reason);
                 warn!(backend = %backend.id(), %error, "backend call failed");
                 call.finish(Some(tonic::Code::Unavailable as i32));
                 return Err(error);
@@ -487,6 +489,11 @@ struct CallEnd {
 impl Observer for CallEnd {
     fn broken(&self, cause: &tonic::Status) -> tonic::Status {
         let reason = format!("the response stream broke ({})", cause.message());
+        crate::health::mark_unreachable(
+            &self.inner.settings.health,
+            &self.session.backend,
+            &reason,
+        );
         warn!(backend = %self.session.backend.id(), method = self.method.name(), %reason, "backend stream failed");
         self.session.backend.unavailable(reason).to_status()
     }

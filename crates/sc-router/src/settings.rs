@@ -28,6 +28,8 @@ pub struct RouterSettings {
     pub first_message_timeout: Duration,
     /// Per-user and global limits.
     pub limits: crate::limits::LimitSettings,
+    /// Backend health probes.
+    pub health: crate::health::HealthSettings,
 }
 
 impl Default for RouterSettings {
@@ -40,6 +42,7 @@ impl Default for RouterSettings {
             connection_window: 256 * 1024 * 1024,
             first_message_timeout: Duration::from_secs(30),
             limits: crate::limits::LimitSettings::default(),
+            health: crate::health::HealthSettings::default(),
         }
     }
 }
@@ -59,6 +62,7 @@ impl RouterSettings {
             );
         }
         self.limits.validate()?;
+        self.health.validate()?;
         if self.first_message_timeout.is_zero() {
             return Err("router.first_message_timeout must be greater than zero, e.g. 30s".into());
         }

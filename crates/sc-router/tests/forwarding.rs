@@ -624,3 +624,120 @@ async fn limits_trigger_at_the_configured_numbers() {
         );
     }
 }
+
+fn fast_probes() -> RouterSettings {
+    RouterSettings {
+        health: sc_router::HealthSettings {
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(500),
+            unhealthy_threshold: 1,
+            healthy_threshold: 1,
+        },
+        connect_timeout: Duration::from_millis(500),
+        ..Default::default()
+    }
+}
+
+fn health_of(router: &sc_router::Router, id: &str) -> &'static str {
+    router
+        .backends()
+        .into_iter()
+        .find(|b| b.id == id)
+        .unwrap()
+        .health
+}
+
+#[tokio::test]
+async fn unreachable_backends_get_no_new_sessions_until_probes_see_them_back() {
+    let (live, _) = spawn_backend("live").await;
+    let port = dead_port().await;
+    let dead: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let router = router(
+        &[live.to_string(), dead.to_string()],
+        Arc::new(RoundRobin::default()),
+        fast_probes(),
+    )
+    .await;
+    router.start_health_checks();
+    let mut c = client(spawn_proxy(&router).await).await;
+
+    // Probes (and the first failed call) mark backend-1 unhealthy; new sessions avoid it.
+    let mut waited = 0;
+    while health_of(&router, "backend-1") != "unhealthy" {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+        assert!(waited < 100, "backend-1 never marked unhealthy");
+    }
+    assert_eq!(health_of(&router, "backend-0"), "healthy");
+    for s in ["n1", "n2", "n3", "n4"] {
+        assert_eq!(
+            backend_of(&mut c, s, "u").await,
+            "live",
+            "{s} went to the unhealthy backend"
+        );
+    }
+    assert!(
+        router
+            .metrics()
+            .encode()
+            .contains("sc_proxy_backend_up{backend=\"backend-1\"} 0")
+    );
+
+    // The backend comes back: probes see it and new sessions reach it again.
+    spawn_backend_at("revived", dead).await;
+    let mut waited = 0;
+    while health_of(&router, "backend-1") != "healthy" {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+        assert!(waited < 100, "backend-1 never came back");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for s in ["m1", "m2", "m3", "m4"] {
+        seen.insert(backend_of(&mut c, s, "u").await);
+    }
+    assert!(seen.contains("revived"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_drained_backend_keeps_its_sessions_and_gets_no_new_ones() {
+    let (eps, _) = two_backends().await;
+    let router = router(
+        &eps,
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
+    let mut c = client(spawn_proxy(&router).await).await;
+    let first = backend_of(&mut c, "kept", "u").await;
+    let drained = router.session("kept").unwrap().backend;
+    let info = router.set_draining(&drained, true).unwrap();
+    assert_eq!(info.state, "draining");
+    for s in ["d1", "d2", "d3"] {
+        assert_ne!(router.session(s).map(|i| i.backend), Some(drained.clone()));
+        backend_of(&mut c, s, "u").await;
+        assert_ne!(
+            router.session(s).unwrap().backend,
+            drained,
+            "{s} was placed on the drained backend"
+        );
+    }
+    assert_eq!(
+        backend_of(&mut c, "kept", "u").await,
+        first,
+        "the drained backend's session carries on"
+    );
+    router.set_draining(&drained, false).unwrap();
+    let mut backends = std::collections::HashSet::new();
+    for s in ["e1", "e2", "e3"] {
+        backend_of(&mut c, s, "u").await;
+        backends.insert(router.session(s).unwrap().backend);
+    }
+    assert!(
+        backends.contains(&drained),
+        "undrained backend receives sessions again"
+    );
+    assert_eq!(
+        router.set_draining("nope", true).unwrap_err().code(),
+        Code::NotFound
+    );
+}

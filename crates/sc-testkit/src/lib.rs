@@ -417,6 +417,22 @@ pub async fn spawn_backend(name: &str) -> (SocketAddr, Arc<FakeState>) {
     (addr, state)
 }
 
+/// Starts a fake backend on a given address (e.g. a port that was down and comes back).
+pub async fn spawn_backend_at(name: &str, addr: SocketAddr) -> Arc<FakeState> {
+    let state = Arc::new(FakeState {
+        name: name.into(),
+        ..Default::default()
+    });
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let svc = SparkConnectServiceServer::new(Fake(state.clone()));
+    tokio::spawn(
+        Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    state
+}
+
 /// Starts a fake backend that serves TLS with the given PEM certificate and key.
 pub async fn spawn_backend_tls(
     name: &str,
