@@ -10,7 +10,6 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -21,213 +20,24 @@ use http_body_util::BodyExt as _;
 use prost::Message as _;
 use sc_proto::spark::connect as pb;
 use sc_proto::spark::connect::spark_connect_service_client::SparkConnectServiceClient;
-use sc_proto::spark::connect::spark_connect_service_server::{
-    SparkConnectService, SparkConnectServiceServer,
-};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::codec::CompressionEncoding;
-use tonic::transport::{Channel, Endpoint, Server};
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
 use tower::{Service as _, ServiceExt as _};
 
-/// What the fake backend puts in `server_side_session_id`.
-const BACKEND: &str = "fake-backend";
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 // === the fake backend ===
 
-/// A minimal Spark Connect server: every method answers, ExecutePlan streams three responses.
-struct Fake;
+/// What the fake backend puts in `server_side_session_id`.
+const BACKEND: &str = "fake-backend";
 
-type ExecStream =
-    Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::ExecutePlanResponse, Status>> + Send>>;
-
-fn exec_stream(session_id: String, operation_id: String, n: usize) -> ExecStream {
-    let responses: Vec<_> = (0..n)
-        .map(|i| {
-            Ok(pb::ExecutePlanResponse {
-                session_id: session_id.clone(),
-                server_side_session_id: BACKEND.into(),
-                operation_id: operation_id.clone(),
-                response_id: format!("r{i}"),
-                ..Default::default()
-            })
-        })
-        .collect();
-    Box::pin(tokio_stream::iter(responses))
-}
-
-#[tonic::async_trait]
-impl SparkConnectService for Fake {
-    type ExecutePlanStream = ExecStream;
-    type ReattachExecuteStream = ExecStream;
-
-    async fn execute_plan(
-        &self,
-        request: Request<pb::ExecutePlanRequest>,
-    ) -> Result<Response<ExecStream>, Status> {
-        let r = request.into_inner();
-        let op = r.operation_id.unwrap_or_default();
-        if op == "slow" {
-            // Ten responses, 200ms apart: a long-running query.
-            let stream = futures_util::stream::unfold(0usize, |i| async move {
-                if i == 10 {
-                    return None;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let response = pb::ExecutePlanResponse {
-                    server_side_session_id: BACKEND.into(),
-                    response_id: format!("r{i}"),
-                    ..Default::default()
-                };
-                Some((Ok(response), i + 1))
-            });
-            return Ok(Response::new(Box::pin(stream)));
-        }
-        Ok(Response::new(exec_stream(r.session_id, op, 3)))
-    }
-
-    async fn analyze_plan(
-        &self,
-        request: Request<pb::AnalyzePlanRequest>,
-    ) -> Result<Response<pb::AnalyzePlanResponse>, Status> {
-        Ok(Response::new(pb::AnalyzePlanResponse {
-            session_id: request.into_inner().session_id,
-            server_side_session_id: BACKEND.into(),
-            ..Default::default()
-        }))
-    }
-
-    async fn config(
-        &self,
-        request: Request<pb::ConfigRequest>,
-    ) -> Result<Response<pb::ConfigResponse>, Status> {
-        Ok(Response::new(pb::ConfigResponse {
-            session_id: request.into_inner().session_id,
-            server_side_session_id: BACKEND.into(),
-            ..Default::default()
-        }))
-    }
-
-    async fn add_artifacts(
-        &self,
-        request: Request<Streaming<pb::AddArtifactsRequest>>,
-    ) -> Result<Response<pb::AddArtifactsResponse>, Status> {
-        let mut stream = request.into_inner();
-        let mut session_id = String::new();
-        while let Some(chunk) = stream.message().await? {
-            session_id = chunk.session_id;
-        }
-        Ok(Response::new(pb::AddArtifactsResponse {
-            session_id,
-            server_side_session_id: BACKEND.into(),
-            ..Default::default()
-        }))
-    }
-
-    async fn artifact_status(
-        &self,
-        request: Request<pb::ArtifactStatusesRequest>,
-    ) -> Result<Response<pb::ArtifactStatusesResponse>, Status> {
-        Ok(Response::new(pb::ArtifactStatusesResponse {
-            session_id: request.into_inner().session_id,
-            server_side_session_id: BACKEND.into(),
-            ..Default::default()
-        }))
-    }
-
-    async fn interrupt(
-        &self,
-        request: Request<pb::InterruptRequest>,
-    ) -> Result<Response<pb::InterruptResponse>, Status> {
-        Ok(Response::new(pb::InterruptResponse {
-            session_id: request.into_inner().session_id,
-            server_side_session_id: BACKEND.into(),
-            ..Default::default()
-        }))
-    }
-
-    async fn reattach_execute(
-        &self,
-        request: Request<pb::ReattachExecuteRequest>,
-    ) -> Result<Response<ExecStream>, Status> {
-        let r = request.into_inner();
-        Ok(Response::new(exec_stream(r.session_id, r.operation_id, 1)))
-    }
-
-    async fn release_execute(
-        &self,
-        request: Request<pb::ReleaseExecuteRequest>,
-    ) -> Result<Response<pb::ReleaseExecuteResponse>, Status> {
-        let r = request.into_inner();
-        Ok(Response::new(pb::ReleaseExecuteResponse {
-            session_id: r.session_id,
-            server_side_session_id: BACKEND.into(),
-            operation_id: Some(r.operation_id),
-        }))
-    }
-
-    async fn release_session(
-        &self,
-        request: Request<pb::ReleaseSessionRequest>,
-    ) -> Result<Response<pb::ReleaseSessionResponse>, Status> {
-        Ok(Response::new(pb::ReleaseSessionResponse {
-            session_id: request.into_inner().session_id,
-            server_side_session_id: BACKEND.into(),
-        }))
-    }
-
-    async fn fetch_error_details(
-        &self,
-        request: Request<pb::FetchErrorDetailsRequest>,
-    ) -> Result<Response<pb::FetchErrorDetailsResponse>, Status> {
-        Ok(Response::new(pb::FetchErrorDetailsResponse {
-            session_id: request.into_inner().session_id,
-            server_side_session_id: BACKEND.into(),
-            ..Default::default()
-        }))
-    }
-
-    async fn clone_session(
-        &self,
-        request: Request<pb::CloneSessionRequest>,
-    ) -> Result<Response<pb::CloneSessionResponse>, Status> {
-        let r = request.into_inner();
-        Ok(Response::new(pb::CloneSessionResponse {
-            session_id: r.session_id,
-            server_side_session_id: BACKEND.into(),
-            new_session_id: r.new_session_id.unwrap_or_default(),
-            new_server_side_session_id: format!("{BACKEND}-clone"),
-        }))
-    }
-
-    async fn get_status(
-        &self,
-        request: Request<pb::GetStatusRequest>,
-    ) -> Result<Response<pb::GetStatusResponse>, Status> {
-        Ok(Response::new(pb::GetStatusResponse {
-            session_id: request.into_inner().session_id,
-            server_side_session_id: BACKEND.into(),
-            ..Default::default()
-        }))
-    }
-}
-
+/// The shared fake Spark Connect server (it accepts gzip requests; operation id `slow` streams
+/// ten responses 200 ms apart).
 async fn spawn_backend() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = SparkConnectServiceServer::new(Fake)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(usize::MAX);
-    tokio::spawn(
-        Server::builder()
-            .add_service(service)
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    addr
+    sc_testkit::spawn_backend(BACKEND).await.0
 }
 
 // === the proxy ===
@@ -845,8 +655,9 @@ async fn control_plane_refuses_bad_requests_with_json_errors() {
     assert_eq!(r.status(), 400);
     json_error(&r.text().await.unwrap());
 
-    // A 1 MiB body.
-    let r = http
+    // A 1 MiB body. (The server answers before reading it all and closes the connection, so a
+    // client of its own keeps the shared one's pool clean.)
+    let r = reqwest::Client::new()
         .post(url("/control/sessions"))
         .header("content-type", "application/json")
         .body(vec![b' '; 1024 * 1024])

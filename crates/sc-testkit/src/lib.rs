@@ -102,6 +102,25 @@ impl SparkConnectService for Fake {
         let query = sql_of(&req);
         let name = self.0.name.clone();
         let op = req.operation_id.clone().unwrap_or_default();
+        if op == "slow" {
+            // Ten responses, 200 ms apart: a long-running query.
+            let stream = futures_util::stream::unfold(0usize, move |i| {
+                let name = name.clone();
+                async move {
+                    if i == 10 {
+                        return None;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    let response = pb::ExecutePlanResponse {
+                        server_side_session_id: name,
+                        response_id: format!("r{i}"),
+                        ..Default::default()
+                    };
+                    Some((Ok(response), i + 1))
+                }
+            });
+            return Ok(Response::new(Box::pin(stream)));
+        }
         if query == "error" {
             let mut status = Status::with_details(
                 tonic::Code::InvalidArgument,
@@ -407,6 +426,7 @@ pub async fn spawn_backend(name: &str) -> (SocketAddr, Arc<FakeState>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let svc = SparkConnectServiceServer::new(Fake(state.clone()))
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
     tokio::spawn(
