@@ -531,14 +531,24 @@ async fn interrupt_by_tag_and_all() {
     let spark = spark().await;
     spark.add_tag("slow-one").unwrap();
     assert_eq!(spark.tags(), ["slow-one"]);
+    // Far more work than the test waits for: it only ends by being interrupted.
     let slow = spark
-        .range_with(Some(0), 2_000_000_000, 1, Some(2))
+        .range_with(Some(0), 200_000_000_000, 1, Some(2))
         .select([sum(sqrt(col("id")))]);
     // Tags are taken when the execution starts.
     let task = tokio::spawn(async move { slow.collect().await });
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     spark.clear_tags();
-    let ids = spark.interrupt_tag("slow-one").await.unwrap();
+    // The execution registers with the server after a moment (longer on a loaded machine):
+    // interrupt until it is found.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let ids = loop {
+        let ids = spark.interrupt_tag("slow-one").await.unwrap();
+        if !ids.is_empty() || std::time::Instant::now() > deadline {
+            break ids;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(ids.len(), 1, "{ids:?}");
     let res = tokio::time::timeout(Duration::from_secs(60), task)
         .await
