@@ -438,6 +438,23 @@ async fn list_sessions(
     axum::Json(SessionList { sessions }).into_response()
 }
 
+/// The session `id`, if it exists and the caller may see it (else 404 / 403).
+fn accessible_session(
+    state: &ControlState,
+    caller: &Caller,
+    peer: Peer,
+    id: String,
+) -> Result<SessionInfo, ApiError> {
+    let info = state
+        .router
+        .session(&id)
+        .ok_or(RouterError::SessionNotFound(id))?;
+    if !state.may_access(caller, &info) {
+        return Err(forbidden(caller, peer, &info.id));
+    }
+    Ok(info)
+}
+
 async fn get_session(
     State(state): State<ControlState>,
     Extension(peer): Extension<Peer>,
@@ -445,13 +462,7 @@ async fn get_session(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let info = state
-        .router
-        .session(&id)
-        .ok_or(RouterError::SessionNotFound(id))?;
-    if !state.may_access(&caller, &info) {
-        return Err(forbidden(&caller, peer, &info.id));
-    }
+    let info = accessible_session(&state, &caller, peer, id)?;
     Ok(axum::Json(state.view(info, &headers)).into_response())
 }
 
@@ -462,13 +473,7 @@ async fn delete_session(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let existing = state
-        .router
-        .session(&id)
-        .ok_or_else(|| RouterError::SessionNotFound(id.clone()))?;
-    if !state.may_access(&caller, &existing) {
-        return Err(forbidden(&caller, peer, &existing.id));
-    }
+    accessible_session(&state, &caller, peer, id.clone())?;
     let info = state.router.close_session(&id).await?;
     tracing::info!(target: "audit", event = "session_delete", session_id = %info.id, user = info.user_id.as_deref().unwrap_or(""), by = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), reason = "control_plane", "session deleted");
     Ok(axum::Json(state.view(info, &headers)).into_response())

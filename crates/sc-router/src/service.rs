@@ -196,17 +196,16 @@ impl Inner {
             }
         };
         let (mut parts, body) = response.into_parts();
-        // A trailers-only response (an error) carries no message to redact.
-        let has_messages = forward::grpc_status(&parts.headers).is_none();
-        let body = if method == RpcMethod::Config && backend.authorization.is_some() && has_messages
-        {
-            // The body changes length: a length the backend announced no longer holds.
-            parts.headers.remove(http::header::CONTENT_LENGTH);
-            forward::redact_config(body, self.settings.max_message_size).await
-        } else {
-            body
-        };
+        // A status in the headers means a trailers-only response (an error): no message to redact.
         let code = forward::grpc_status(&parts.headers);
+        let body =
+            if method == RpcMethod::Config && backend.authorization.is_some() && code.is_none() {
+                // The body changes length: a length the backend announced no longer holds.
+                parts.headers.remove(http::header::CONTENT_LENGTH);
+                forward::redact_config(body, self.settings.max_message_size).await
+            } else {
+                body
+            };
         let body = Downstream::new(body, backend.metrics.bytes_to_client.clone(), code, call);
         Ok(http::Response::from_parts(parts, Body::new(body)))
     }
