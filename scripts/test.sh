@@ -34,8 +34,11 @@ for tool in tmux curl; do
 done
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
-log "building the workspace's binaries"
-cargo build --workspace --bins
+# One build for every test target and the binaries they drive (both binaries have integration
+# tests, so cargo builds them too). A separate `cargo build --bins` would resolve dependency
+# features without the dev-dependencies and compile much of the tree a second time.
+log "building the workspace's tests and binaries"
+cargo test --workspace --no-run
 
 stop_servers() {
     local name

@@ -68,7 +68,7 @@ pub fn test_env() -> &'static TestEnv {
         );
         assert!(
             env.proxy_bin.exists(),
-            "SC_PROXY_BIN={} does not exist; run `cargo build --workspace --bins` (scripts/test.sh does)",
+            "SC_PROXY_BIN={} does not exist; run `cargo test --workspace --no-run` (scripts/test.sh does)",
             env.proxy_bin.display()
         );
         env
@@ -167,21 +167,13 @@ impl ProxyProcess {
             .expect("create a temporary folder for the proxy");
         let config_path = dir.path().join("proxy.yaml");
         let log_path = dir.path().join("proxy.log");
-        std::fs::write(&config_path, render_config(yaml, grpc_port, control_port))
-            .expect("write the proxy config");
-        let log = File::create(&log_path).expect("create the proxy log");
-
-        let child = Command::new(&env.proxy_bin)
-            .arg("--config-file")
-            .arg(&config_path)
-            .arg("--log-level")
-            .arg("debug")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log file handle"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", env.proxy_bin.display()));
+        std::fs::write(
+            &config_path,
+            render_config(yaml, grpc_port, control_port, dir.path()),
+        )
+        .expect("write the proxy config");
+        File::create(&log_path).expect("create the proxy log");
+        let child = spawn_proxy(&env.proxy_bin, &config_path, &log_path);
 
         let mut proxy = ProxyProcess {
             child: Some(child),
@@ -197,6 +189,38 @@ impl ProxyProcess {
         };
         proxy.wait_ready();
         proxy
+    }
+
+    /// Kills the proxy with SIGKILL (nothing is cleaned up or written out) and starts it again
+    /// with the same configuration and ports, as a supervisor would; waits until it is ready.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let env = test_env();
+        self.child = Some(spawn_proxy(
+            &env.proxy_bin,
+            &self.config_path,
+            &self.log_path,
+        ));
+        self.wait_ready();
+    }
+
+    /// Sends a signal (e.g. `"HUP"`) to the proxy process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("the proxy is running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
+    /// The path of the proxy's config file (tests may rewrite it, then send SIGHUP).
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
     }
 
     fn wait_ready(&mut self) {
@@ -389,10 +413,31 @@ impl Drop for ProxyProcess {
     }
 }
 
-fn render_config(yaml: &str, grpc_port: u16, control_port: u16) -> String {
+/// Starts the proxy binary, its output appended to `log_path`.
+fn spawn_proxy(bin: &Path, config_path: &Path, log_path: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log_path)
+        .expect("open the proxy log");
+    Command::new(bin)
+        .arg("--config-file")
+        .arg(config_path)
+        .arg("--log-level")
+        .arg("debug")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone the log file handle"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()))
+}
+
+fn render_config(yaml: &str, grpc_port: u16, control_port: u16, dir: &Path) -> String {
     let mut text = yaml
         .replace("@GRPC_PORT@", &grpc_port.to_string())
-        .replace("@CONTROL_PORT@", &control_port.to_string());
+        .replace("@CONTROL_PORT@", &control_port.to_string())
+        .replace("@DIR@", &dir.display().to_string());
     if !text.ends_with('\n') {
         text.push('\n');
     }
@@ -402,6 +447,14 @@ fn render_config(yaml: &str, grpc_port: u16, control_port: u16) -> String {
     if !has_top_level_key(&text, "control") {
         text.push_str(&format!(
             "control:\n  listen_addr: 127.0.0.1:{control_port}\n"
+        ));
+    }
+    // The default store (an embedded database file), in this proxy's own folder: proxies of
+    // tests running at once must not share one file.
+    if !has_top_level_key(&text, "store") {
+        text.push_str(&format!(
+            "store:\n  type: embedded\n  path: {}\n",
+            dir.join("sessions.redb").display()
         ));
     }
     text
@@ -686,11 +739,16 @@ mod tests {
 
     #[test]
     fn renders_listen_addresses() {
-        let plain = render_config("log_level: info", 1, 2);
+        let plain = render_config("log_level: info", 1, 2, Path::new("/tmp/x"));
         assert!(plain.contains("server:\n  listen_addr: 127.0.0.1:1\n"));
         assert!(plain.contains("control:\n  listen_addr: 127.0.0.1:2\n"));
 
-        let placed = render_config("server:\n  listen_addr: \"localhost:@GRPC_PORT@\"\n", 5, 6);
+        let placed = render_config(
+            "server:\n  listen_addr: \"localhost:@GRPC_PORT@\"\n",
+            5,
+            6,
+            Path::new("/tmp/x"),
+        );
         assert!(placed.contains("listen_addr: \"localhost:5\""));
         assert!(!placed.contains("127.0.0.1:5"));
         assert!(placed.contains("control:\n  listen_addr: 127.0.0.1:6\n"));

@@ -82,7 +82,9 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let proxy = Proxy::bind(config).await?;
+        let proxy = Proxy::bind(config)
+            .await?
+            .with_config_file(args.config_file.clone());
         proxy.serve(shutdown_signal()).await?;
         anyhow::Ok(())
     })

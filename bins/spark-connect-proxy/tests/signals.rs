@@ -35,7 +35,7 @@ async fn start(backend: std::net::SocketAddr, grace: &str) -> Proxy {
     std::fs::write(
         &config,
         format!(
-            "backend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\nserver:\n  listen_addr: 127.0.0.1:{grpc}\n  shutdown_grace: {grace}\ncontrol:\n  listen_addr: 127.0.0.1:{control}\n"
+            "store:\n  type: memory\nbackend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\nserver:\n  listen_addr: 127.0.0.1:{grpc}\n  shutdown_grace: {grace}\ncontrol:\n  listen_addr: 127.0.0.1:{control}\n"
         ),
     )
     .unwrap();

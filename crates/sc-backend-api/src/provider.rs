@@ -1,5 +1,7 @@
 //! The [`BackendProvider`] trait.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::{Backend, BackendId, Identity, ProviderError};
@@ -54,6 +56,10 @@ pub trait BackendProvider: Send + Sync + 'static {
     /// Starts a new backend for the session described by `request` and returns it once it
     /// accepts Spark Connect calls.
     ///
+    /// A provider that shares backends between sessions (one per user, say) may instead return
+    /// a backend it started earlier, with the same id; the router then binds the session to
+    /// that one.
+    ///
     /// By default a provider cannot start backends and returns [`ProviderError::Unsupported`];
     /// policies that need new backends then report that no capacity is left.
     async fn start(&self, request: &StartRequest) -> Result<Backend, ProviderError> {
@@ -73,6 +79,28 @@ pub trait BackendProvider: Send + Sync + 'static {
         let _ = id;
         Ok(())
     }
+
+    /// How long a backend this provider started may go without sessions before the router
+    /// stops it with [`stop`](BackendProvider::stop).
+    ///
+    /// By default `None`: started backends are kept until the proxy exits.
+    fn idle_timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The last `lines` lines of a backend's own log, for operators (the control plane serves
+    /// them at `GET /control/backends/{id}/logs`).
+    ///
+    /// By default `Ok(None)`: the provider keeps no logs.
+    async fn logs(&self, id: &BackendId, lines: usize) -> Result<Option<String>, ProviderError> {
+        let _ = (id, lines);
+        Ok(None)
+    }
+
+    /// Called once when the proxy shuts down: stop whatever must not outlive it.
+    ///
+    /// By default this does nothing.
+    async fn shutdown(&self) {}
 
     /// The provider's own view of a backend's health (e.g. a process that has exited).
     ///

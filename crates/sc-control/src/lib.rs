@@ -38,7 +38,7 @@ use tracing::warn;
 const BODY_LIMIT: usize = 64 * 1024;
 
 /// What the control plane needs to answer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ControlState {
     /// The router whose sessions and backends are managed.
     pub router: Router,
@@ -50,6 +50,29 @@ pub struct ControlState {
     pub grpc_tls: bool,
     /// Authentication of `/control/*` requests; off when `None`.
     pub auth: Option<Arc<Authenticator>>,
+    /// Re-reads the configuration and applies it (`POST /control/reload`); the endpoint answers
+    /// 501 when `None` (e.g. no configuration file).
+    pub reload: Option<ReloadHook>,
+}
+
+/// What `POST /control/reload` runs: the proxy's own reload (the same as on SIGHUP). The error
+/// is a message for the operator (the configuration problem).
+pub type ReloadHook = Arc<
+    dyn Fn() -> futures_util::future::BoxFuture<'static, Result<ReloadReport, String>>
+        + Send
+        + Sync,
+>;
+pub use sc_router::ReloadReport;
+
+impl std::fmt::Debug for ControlState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlState")
+            .field("grpc_port", &self.grpc_port)
+            .field("public_host", &self.public_host)
+            .field("grpc_tls", &self.grpc_tls)
+            .field("reload", &self.reload.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The caller of a control-plane request, when authentication is on.
@@ -92,6 +115,8 @@ pub fn app(state: ControlState) -> HttpRouter {
             "/control/backends/{id}/undrain",
             axum::routing::post(undrain_backend),
         )
+        .route("/control/backends/{id}/logs", get(backend_logs))
+        .route("/control/reload", axum::routing::post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     // Health and metrics stay open for probes and scrapers: they name no user and no secret.
     HttpRouter::new()
@@ -521,17 +546,87 @@ fn set_draining(
     id: &str,
     draining: bool,
 ) -> Result<Response, ApiError> {
-    if caller.is_some() && !state.is_admin(caller) {
-        warn!(target: "audit", event = "permission_denied", plane = "control", user = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), backend = id, "permission denied");
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "PERMISSION_DENIED",
-            "only members of auth.admin_group may drain or undrain backends",
-        ));
-    }
+    require_admin(state, peer, caller, "drain or undrain backends")?;
     let info = state.router.set_draining(id, draining)?;
     tracing::info!(target: "audit", event = if draining { "backend_drain" } else { "backend_undrain" }, backend = id, by = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), "backend drain state changed");
     Ok(axum::Json(info).into_response())
+}
+
+/// Query of `GET /control/backends/{id}/logs`.
+#[derive(Debug, Deserialize)]
+struct LogsQuery {
+    /// How many of the last lines (default 200, at most 10000).
+    lines: Option<usize>,
+}
+
+/// A backend's own log (a launched Spark server's output): admins only with authentication on,
+/// since it may show other users' queries.
+async fn backend_logs(
+    State(state): State<ControlState>,
+    Extension(peer): Extension<Peer>,
+    caller: Caller,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<LogsQuery>,
+) -> Result<Response, ApiError> {
+    require_admin(&state, peer, &caller, "read backend logs")?;
+    let lines = query.lines.unwrap_or(200).clamp(1, 10_000);
+    match state.router.backend_logs(&id, lines).await? {
+        Some(text) => {
+            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!(
+                "backend '{id}' has no logs here: its provider does not keep them (only launched engines have logs)"
+            ),
+        )),
+    }
+}
+
+/// Re-reads the configuration file and applies it, as SIGHUP does: admins only.
+async fn reload(
+    State(state): State<ControlState>,
+    Extension(peer): Extension<Peer>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    require_admin(&state, peer, &caller, "reload the configuration")?;
+    let Some(hook) = &state.reload else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "UNIMPLEMENTED",
+            "this proxy was started without a configuration file; there is nothing to reload (start it with --config-file)",
+        ));
+    };
+    match hook().await {
+        Ok(report) => {
+            tracing::info!(target: "audit", event = "config_reload", by = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), added = ?report.backends_added, removed = ?report.backends_removed, "configuration reloaded");
+            Ok(axum::Json(report).into_response())
+        }
+        Err(message) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            format!("the configuration was not reloaded (the old one stays in force): {message}"),
+        )),
+    }
+}
+
+/// With authentication on, only members of `auth.admin_group` may go on.
+fn require_admin(
+    state: &ControlState,
+    peer: Peer,
+    caller: &Caller,
+    what: &str,
+) -> Result<(), ApiError> {
+    if caller.is_some() && !state.is_admin(caller) {
+        warn!(target: "audit", event = "permission_denied", plane = "control", user = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), action = what, "permission denied");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            format!("only members of auth.admin_group may {what}"),
+        ));
+    }
+    Ok(())
 }
 
 async fn metrics(State(state): State<ControlState>) -> Response {
@@ -550,7 +645,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<ControlState>) -> Response {
-    if state.router.backends().is_empty() {
+    if !state.router.ready() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "no backends yet: the backend provider has listed none\n",

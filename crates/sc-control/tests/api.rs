@@ -30,6 +30,7 @@ async fn state() -> ControlState {
         public_host: None,
         grpc_tls: false,
         auth: None,
+        reload: None,
     }
 }
 

@@ -31,9 +31,10 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format as _, Yaml};
 use sc_backend_api::{BackendProvider, LoadPolicy};
+use sc_backend_launch::{LaunchProvider, LaunchSpec};
 use sc_backend_predefined::{PredefinedProvider, PredefinedSpec};
 use sc_router::RouterSettings;
-use sc_router::policy::{LeastSessions, MaxSessions, OneToOne, POLICY_NAMES, RoundRobin};
+use sc_router::policy::{LeastSessions, MaxSessions, OnDemand, OneToOne, POLICY_NAMES, RoundRobin};
 use serde::Deserialize;
 
 /// A configuration problem, naming the key and the fix.
@@ -76,6 +77,10 @@ pub struct ProxyConfig {
     /// The audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Where the session table is kept: `embedded` (a file, the default), `redis` (shared by
+    /// replicas) or `memory`.
+    #[serde(default)]
+    pub store: sc_store::StoreSettings,
 }
 
 /// `audit`: where security events go (session create/delete, authentication failures,
@@ -124,7 +129,8 @@ pub struct ProviderConfig {
     /// Free text, shown in logs and the control plane.
     #[serde(default = "default_provider_name")]
     pub name: String,
-    /// The provider type: `PREDEFINED`.
+    /// The provider type: `LAUNCH` (start Spark Connect servers on this host on demand; the
+    /// default) or `PREDEFINED` (a static list).
     #[serde(rename = "type")]
     pub kind: String,
     /// The type's own settings.
@@ -140,9 +146,15 @@ impl Default for ProviderConfig {
     fn default() -> Self {
         ProviderConfig {
             name: "local spark".into(),
-            kind: "PREDEFINED".into(),
+            kind: "LAUNCH".into(),
             spec: None,
         }
+    }
+}
+
+impl ProviderConfig {
+    fn is_launch(&self) -> bool {
+        self.kind.eq_ignore_ascii_case("LAUNCH")
     }
 }
 
@@ -251,8 +263,9 @@ impl Default for ControlConfig {
 }
 
 /// The top-level keys, so unrelated `SC_*` variables (e.g. a test's) are not taken as settings.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "audit",
+    "store",
     "backend_provider",
     "log_level",
     "load_policy",
@@ -362,8 +375,19 @@ impl ProxyConfig {
                     .map_err(|e| ConfigError::Invalid(format!("backend_provider.{e}")))?;
                 Ok(Arc::new(provider))
             }
+            "LAUNCH" => {
+                let spec: LaunchSpec = match &p.spec {
+                    Some(value) => value.deserialize().map_err(|e| {
+                        ConfigError::Invalid(format!("backend_provider.spec: {}", describe(&e)))
+                    })?,
+                    None => LaunchSpec::default(),
+                };
+                let provider = LaunchProvider::new(p.name.clone(), spec)
+                    .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+                Ok(Arc::new(provider))
+            }
             other => Err(ConfigError::Invalid(format!(
-                "backend_provider.type '{other}' is not known; use PREDEFINED"
+                "backend_provider.type '{other}' is not known; use LAUNCH or PREDEFINED"
             ))),
         }
     }
@@ -378,6 +402,8 @@ impl ProxyConfig {
                 )));
             }
             (Some(a), _) | (None, Some(a)) => a.to_ascii_uppercase(),
+            // A launching provider decides placement itself, by its share level.
+            (None, None) if self.backend_provider.is_launch() => "ON_DEMAND".into(),
             (None, None) => "ROUND_ROBIN".into(),
         };
         let max_size = match &lp.params.max_size {
@@ -398,6 +424,7 @@ impl ProxyConfig {
             "ROUND_ROBIN" => Arc::new(RoundRobin::default()),
             "ONE_TO_ONE" => Arc::new(OneToOne),
             "LEAST_SESSIONS" => Arc::new(LeastSessions),
+            "ON_DEMAND" => Arc::new(OnDemand),
             "MAX_SESSIONS" => {
                 let max = max_size.ok_or_else(|| {
                     ConfigError::Invalid(
@@ -534,7 +561,17 @@ server:
     fn policy_name_key_is_accepted_and_defaults_apply() {
         let c = ProxyConfig::from_yaml("load_policy:\n  name: ROUND_ROBIN\n").unwrap();
         assert_eq!(c.policy().unwrap().name(), "ROUND_ROBIN");
+        // With no configuration, Spark Connect servers are launched on demand, one per user,
+        // and sessions are kept in an embedded database file.
         let c = ProxyConfig::from_yaml("{}").unwrap();
+        assert_eq!(c.backend_provider.kind, "LAUNCH");
+        assert_eq!(c.provider().unwrap().name(), "local spark");
+        assert_eq!(c.policy().unwrap().name(), "ON_DEMAND");
+        assert_eq!(c.store.kind, sc_store::StoreKind::Embedded);
+        let c = ProxyConfig::from_yaml(
+            "backend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: localhost:15002\n",
+        )
+        .unwrap();
         assert_eq!(c.policy().unwrap().name(), "ROUND_ROBIN");
         assert_eq!(c.server.listen_addr, "127.0.0.1:8080");
         assert_eq!(c.control.listen_addr, "127.0.0.1:8081");

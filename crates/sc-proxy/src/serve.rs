@@ -46,6 +46,7 @@ pub enum ServeError {
 #[derive(Debug)]
 pub struct Proxy {
     config: ProxyConfig,
+    config_file: Option<std::path::PathBuf>,
     router: Router,
     grpc: TcpListener,
     control: TcpListener,
@@ -65,21 +66,39 @@ impl Proxy {
     /// Builds the router from the configuration and binds both ports.
     pub async fn bind(config: ProxyConfig) -> Result<Proxy, ServeError> {
         config.validate()?;
+        let store = sc_store::open(&config.store)
+            .await
+            .map_err(|e| ServeError::Router(e.into()))?;
+        if let Some(store) = &store {
+            info!(
+                store = store.name(),
+                "sessions are kept in the session store"
+            );
+        }
         let router = Router::builder()
             .settings(config.router.clone())
             .provider(config.provider()?)
             .policy(config.policy()?)
             .admin_group(config.auth.admin_group.clone())
+            .store(store)
             .build()
             .await?;
         let grpc = bind("server.listen_addr", &config.server.listen_addr).await?;
         let control = bind("control.listen_addr", &config.control.listen_addr).await?;
         Ok(Proxy {
             config,
+            config_file: None,
             router,
             grpc,
             control,
         })
+    }
+
+    /// Remembers the file the configuration came from, so SIGHUP and `POST /control/reload`
+    /// can re-read it.
+    pub fn with_config_file(mut self, path: Option<std::path::PathBuf>) -> Self {
+        self.config_file = path;
+        self
     }
 
     /// The bound gRPC address.
@@ -105,11 +124,17 @@ impl Proxy {
     ) -> Result<(), ServeError> {
         let Proxy {
             config,
+            config_file,
             router,
             grpc,
             control,
         } = self;
         router.start_health_checks();
+        router.start_lifecycle();
+        let reload_hook = config_file.map(|path| reload_hook(router.clone(), path));
+        if let Some(hook) = &reload_hook {
+            tokio::spawn(reload_on_hangup(hook.clone()));
+        }
         let grpc_addr = grpc.local_addr().ok();
         let control_addr = control.local_addr().ok();
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -168,6 +193,7 @@ impl Proxy {
             public_host: config.control.public_host.clone(),
             grpc_tls: tls.enabled,
             auth: authenticator,
+            reload: reload_hook,
         };
         let app =
             sc_control::app(state).into_make_service_with_connect_info::<sc_control::PeerAddr>();
@@ -229,9 +255,12 @@ impl Proxy {
                 tokio::time::sleep(grace).await;
             } => {
                 warn!("shutdown grace period over; cutting the calls still running");
+                router.shutdown().await;
                 return Ok(());
             }
         };
+        // Launched engines must not outlive the proxy; the session table is written out.
+        router.shutdown().await;
         match (g, c) {
             (Ok(Ok(())), Ok(Ok(()))) => Ok(()),
             (Ok(Err(e)), _) => Err(ServeError::Server(format!("gRPC server: {e}"))),
@@ -335,6 +364,49 @@ async fn watch_tls(reloadable: Vec<std::sync::Arc<ReloadableTls>>) {
             _ = tick.tick() => reloadable.iter().for_each(|t| t.reload_if_changed()),
         }
     }
+}
+
+/// Re-reads the configuration file and applies what can change while running: backends (added
+/// ones take new sessions, removed ones drain), the load policy and the limits. Listeners, TLS
+/// files (reloaded on their own), authentication and the store need a restart; a change to them
+/// is reported, not applied.
+fn reload_hook(router: Router, path: std::path::PathBuf) -> sc_control::ReloadHook {
+    std::sync::Arc::new(move || {
+        let router = router.clone();
+        let path = path.clone();
+        Box::pin(async move {
+            let config = ProxyConfig::load(Some(&path)).map_err(|e| e.to_string())?;
+            let provider = config.provider().map_err(|e| e.to_string())?;
+            let policy = config.policy().map_err(|e| e.to_string())?;
+            router
+                .reconfigure(vec![provider], policy, config.router.limits.clone())
+                .await
+                .map_err(|e| e.to_string())
+        })
+    })
+}
+
+/// Applies the configuration file again on every SIGHUP.
+async fn reload_on_hangup(hook: sc_control::ReloadHook) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            match hook().await {
+                Ok(report) => {
+                    info!(added = ?report.backends_added, removed = ?report.backends_removed, policy = %report.policy, "configuration reloaded on SIGHUP")
+                }
+                Err(e) => {
+                    warn!(error = %e, "configuration not reloaded on SIGHUP; the old one stays in force")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = hook;
 }
 
 /// Accepts TCP connections and hands them over, wrapped, through a channel.

@@ -63,7 +63,7 @@ struct Running {
 async fn start(setup: Setup) -> Running {
     let backend = spawn_backend().await;
     let mut yaml = format!(
-        "backend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\n\
+        "store:\n  type: memory\nbackend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\n\
          control:\n  listen_addr: 127.0.0.1:0\n\
          server:\n  listen_addr: 127.0.0.1:0\n"
     );

@@ -83,7 +83,7 @@ async fn backends_are_reached_over_tls_with_their_own_ca_and_server_name() {
     let ca_file = write(dir.path(), "backend-ca.pem", &backend_ca.pem);
     let config = |server_name: &str| {
         format!(
-            "backend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: https://{addr}\n        ca_file: {}\n        server_name: {server_name}\nserver:\n  listen_addr: 127.0.0.1:0\ncontrol:\n  listen_addr: 127.0.0.1:0\n",
+            "store:\n  type: memory\nbackend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: https://{addr}\n        ca_file: {}\n        server_name: {server_name}\nserver:\n  listen_addr: 127.0.0.1:0\ncontrol:\n  listen_addr: 127.0.0.1:0\n",
             ca_file.display()
         )
     };
@@ -112,7 +112,7 @@ async fn client_certificates_are_identities_and_the_control_plane_speaks_tls() {
     let (eve_cert, eve_key) = leaf(&stranger_ca, "eve", &["eve.client"]);
     let (backend, state) = spawn_backend("plain").await;
     let yaml = format!(
-        "backend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\nserver:\n  listen_addr: 127.0.0.1:0\n  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n    client_ca_file: {}\ncontrol:\n  listen_addr: 127.0.0.1:0\n  tls: true\nauth:\n  mtls:\n    groups: [engineers]\n  tokens:\n    - token: t0k3n\n      user: tina\n",
+        "store:\n  type: memory\nbackend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\nserver:\n  listen_addr: 127.0.0.1:0\n  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n    client_ca_file: {}\ncontrol:\n  listen_addr: 127.0.0.1:0\n  tls: true\nauth:\n  mtls:\n    groups: [engineers]\n  tokens:\n    - token: t0k3n\n      user: tina\n",
         write(dir.path(), "server.pem", &server_cert).display(),
         write(dir.path(), "server.key", &server_key).display(),
         write(dir.path(), "client-ca.pem", &client_ca.pem).display(),
@@ -186,7 +186,7 @@ async fn a_replaced_certificate_is_picked_up_without_a_restart() {
     let key_file = write(dir.path(), "server.key", &old_key);
     let (backend, _) = spawn_backend("plain").await;
     let yaml = format!(
-        "backend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\nserver:\n  listen_addr: 127.0.0.1:0\n  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\ncontrol:\n  listen_addr: 127.0.0.1:0\n",
+        "store:\n  type: memory\nbackend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\nserver:\n  listen_addr: 127.0.0.1:0\n  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\ncontrol:\n  listen_addr: 127.0.0.1:0\n",
         cert_file.display(),
         key_file.display()
     );

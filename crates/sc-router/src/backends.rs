@@ -1,6 +1,6 @@
 //! The backends the router forwards to, each with one pooled HTTP/2 connection.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use sc_backend_api::{Backend, BackendId, BackendLoad, BackendProvider};
@@ -10,11 +10,18 @@ use crate::metrics::{BackendMetrics, Metrics};
 use crate::{RouterError, RouterSettings};
 
 /// One backend as the router holds it: its description, its connection and its load.
-#[derive(Debug)]
 pub(crate) struct BackendHandle {
     pub(crate) backend: Backend,
-    /// Index of the provider that owns it.
-    pub(crate) provider: usize,
+    /// The provider that owns it.
+    pub(crate) provider: Arc<dyn BackendProvider>,
+    /// Whether the provider started it for the router (and so stops it when it idles).
+    pub(crate) started: bool,
+    /// When it last had no session, in ms since the epoch; 0 while it has some.
+    pub(crate) idle_since_ms: AtomicU64,
+    /// Removed from the configuration: takes no new sessions and leaves the pool when its last
+    /// session ends.
+    pub(crate) removed: AtomicBool,
+    session_count: std::sync::atomic::AtomicUsize,
     /// One HTTP/2 connection shared by every session on the backend; tonic reconnects it when it
     /// breaks. Cloning it is cheap.
     pub(crate) channel: Channel,
@@ -26,10 +33,21 @@ pub(crate) struct BackendHandle {
     pub(crate) health: crate::health::Health,
 }
 
+impl std::fmt::Debug for BackendHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendHandle")
+            .field("id", &self.backend.id)
+            .field("endpoint", &self.endpoint_text)
+            .field("provider", &self.provider.name())
+            .finish_non_exhaustive()
+    }
+}
+
 impl BackendHandle {
     fn new(
         backend: Backend,
-        provider: usize,
+        provider: Arc<dyn BackendProvider>,
+        started: bool,
         settings: &RouterSettings,
         metrics: &Metrics,
     ) -> Result<Self, RouterError> {
@@ -61,17 +79,40 @@ impl BackendHandle {
                 .to_owned(),
             backend,
             provider,
+            started,
+            idle_since_ms: AtomicU64::new(crate::registry::now_ms()),
+            removed: AtomicBool::new(false),
+            session_count: Default::default(),
             channel,
             draining: AtomicBool::new(false),
         })
+    }
+
+    /// Whether new sessions may go here (healthy, not draining, not removed).
+    pub(crate) fn available(&self) -> bool {
+        !self.draining.load(Ordering::Relaxed)
+            && !self.removed.load(Ordering::Relaxed)
+            && !self.health.is_unhealthy()
     }
 
     pub(crate) fn id(&self) -> &BackendId {
         &self.backend.id
     }
 
+    /// Sessions bound to this handle (not to others with the same id, as after a reload that
+    /// changed a backend's endpoint; the metric counts those together).
     pub(crate) fn sessions(&self) -> usize {
-        usize::try_from(self.metrics.sessions.get()).unwrap_or(0)
+        self.session_count.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn session_added(&self) {
+        self.session_count.fetch_add(1, Ordering::Relaxed);
+        self.metrics.sessions.inc();
+    }
+
+    pub(crate) fn session_removed(&self) {
+        self.session_count.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.sessions.dec();
     }
 
     pub(crate) fn active_streams(&self) -> usize {
@@ -120,9 +161,23 @@ fn connect_lazy(backend: &Backend, s: &RouterSettings) -> Result<Channel, Router
     Ok(endpoint.connect_lazy())
 }
 
+/// The provider of detached handles: it has no backends.
+struct Detached;
+
+#[async_trait::async_trait]
+impl BackendProvider for Detached {
+    fn name(&self) -> &str {
+        "none"
+    }
+
+    async fn list(&self) -> Result<Vec<Backend>, sc_backend_api::ProviderError> {
+        Ok(Vec::new())
+    }
+}
+
 /// Every backend of every provider, in a stable order.
 pub(crate) struct BackendPool {
-    providers: Vec<Arc<dyn BackendProvider>>,
+    providers: RwLock<Arc<Vec<Arc<dyn BackendProvider>>>>,
     backends: RwLock<Arc<Vec<Arc<BackendHandle>>>>,
     settings: RouterSettings,
     metrics: Arc<Metrics>,
@@ -135,7 +190,7 @@ impl BackendPool {
         metrics: Arc<Metrics>,
     ) -> Self {
         BackendPool {
-            providers,
+            providers: RwLock::new(Arc::new(providers)),
             backends: RwLock::new(Arc::new(Vec::new())),
             settings,
             metrics,
@@ -144,29 +199,103 @@ impl BackendPool {
 
     /// Asks every provider for its backends and adds those not yet known.
     pub(crate) async fn refresh(&self) -> Result<(), RouterError> {
-        for (index, provider) in self.providers.iter().enumerate() {
+        for provider in self.providers().iter() {
             for backend in provider.list().await? {
-                self.add(backend, index)?;
+                self.add(backend, provider.clone(), false)?;
             }
         }
         Ok(())
     }
 
+    /// Replaces the providers (a configuration reload): lists the new ones first, so that a
+    /// provider that fails leaves everything as it was, then adds the backends that are new
+    /// (with their new settings) and marks those no longer listed as removed. Returns the ids
+    /// added and removed.
+    pub(crate) async fn reconfigure(
+        &self,
+        providers: Vec<Arc<dyn BackendProvider>>,
+    ) -> Result<(Vec<String>, Vec<String>), RouterError> {
+        let mut listed = Vec::new();
+        for provider in &providers {
+            for backend in provider.list().await? {
+                listed.push((backend, provider.clone()));
+            }
+        }
+        let current = self.snapshot();
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for b in current.iter() {
+            let kept = listed.iter().any(|(n, _)| n == &b.backend);
+            // Backends a provider started are not in the configuration; they stay.
+            if !kept && !b.started && !b.removed.swap(true, Ordering::Relaxed) {
+                removed.push(b.id().to_string());
+            }
+        }
+        *self
+            .providers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(providers);
+        for (backend, provider) in listed {
+            let changed = current
+                .iter()
+                .any(|b| b.backend.id == backend.id && b.backend != backend);
+            if let Some(old) = current
+                .iter()
+                .find(|b| b.backend.id == backend.id && b.backend != backend)
+            {
+                // Same id, new endpoint or credentials: the old one drains out, the new one
+                // takes new sessions.
+                old.removed.store(true, Ordering::Relaxed);
+            }
+            let id = backend.id.to_string();
+            let known = !changed && current.iter().any(|b| b.backend.id == backend.id);
+            if let Some(b) = current.iter().find(|b| b.backend == backend) {
+                b.removed.store(false, Ordering::Relaxed);
+            }
+            if !known {
+                self.add(backend, provider, false)?;
+                added.push(id);
+            }
+        }
+        Ok((added, removed))
+    }
+
+    /// Takes a backend out of the pool's list for new sessions; sessions that hold its handle
+    /// keep using it until they end.
+    pub(crate) fn retire(&self, handle: &Arc<BackendHandle>) {
+        let mut guard = self
+            .backends
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        handle.removed.store(true, Ordering::Relaxed);
+        let next: Vec<_> = guard
+            .iter()
+            .filter(|b| !Arc::ptr_eq(b, handle))
+            .cloned()
+            .collect();
+        *guard = Arc::new(next);
+    }
+
     pub(crate) fn add(
         &self,
         backend: Backend,
-        provider: usize,
+        provider: Arc<dyn BackendProvider>,
+        started: bool,
     ) -> Result<Arc<BackendHandle>, RouterError> {
         let mut guard = self
             .backends
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(existing) = guard.iter().find(|b| b.backend.id == backend.id) {
+        if let Some(existing) = guard
+            .iter()
+            .find(|b| b.backend.id == backend.id && !b.removed.load(Ordering::Relaxed))
+        {
             return Ok(existing.clone());
         }
         let handle = Arc::new(BackendHandle::new(
             backend,
             provider,
+            started,
             &self.settings,
             &self.metrics,
         )?);
@@ -183,12 +312,64 @@ impl BackendPool {
             .clone()
     }
 
-    pub(crate) fn provider(&self, index: usize) -> Option<&Arc<dyn BackendProvider>> {
-        self.providers.get(index)
+    /// A handle for a backend that is not in the pool (a stored session's backend that is no
+    /// longer configured): never called, it only names the backend.
+    pub(crate) fn detached(&self, id: &str, endpoint: &str) -> Arc<BackendHandle> {
+        let endpoint = endpoint
+            .parse()
+            .unwrap_or_else(|_| http::Uri::from_static("http://0.0.0.0:9"));
+        let backend = Backend::new(BackendId::new(id), endpoint);
+        let handle = match BackendHandle::new(
+            backend.clone(),
+            Arc::new(Detached),
+            false,
+            &self.settings,
+            &self.metrics,
+        ) {
+            Ok(handle) => handle,
+            Err(_) => {
+                let plain = Backend::new(
+                    backend.id.clone(),
+                    http::Uri::from_static("http://0.0.0.0:9"),
+                );
+                let channel = Endpoint::from(plain.endpoint.clone()).connect_lazy();
+                let metrics = self.metrics.backend(&plain.id);
+                BackendHandle {
+                    health: crate::health::Health::new(metrics.up.clone()),
+                    authorization: None,
+                    metrics,
+                    endpoint_text: plain.endpoint.to_string(),
+                    backend: plain,
+                    provider: Arc::new(Detached),
+                    started: false,
+                    idle_since_ms: AtomicU64::new(0),
+                    removed: AtomicBool::new(true),
+                    session_count: Default::default(),
+                    channel,
+                    draining: AtomicBool::new(true),
+                }
+            }
+        };
+        handle.removed.store(true, Ordering::Relaxed);
+        Arc::new(handle)
     }
 
-    pub(crate) fn providers(&self) -> &[Arc<dyn BackendProvider>] {
-        &self.providers
+    pub(crate) fn providers(&self) -> Arc<Vec<Arc<dyn BackendProvider>>> {
+        self.providers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The backend with this id that takes new sessions, or else any with this id.
+    pub(crate) fn find(&self, id: &str) -> Option<Arc<BackendHandle>> {
+        let backends = self.snapshot();
+        let mut matching = backends.iter().filter(|b| b.id().as_str() == id);
+        let first = matching.next()?.clone();
+        if !first.removed.load(Ordering::Relaxed) {
+            return Some(first);
+        }
+        Some(matching.next().cloned().unwrap_or(first))
     }
 
     pub(crate) fn loads(backends: &[Arc<BackendHandle>]) -> Vec<BackendLoad<'_>> {
@@ -197,7 +378,7 @@ impl BackendPool {
             .map(|b| BackendLoad {
                 id: b.id(),
                 sessions: b.sessions(),
-                available: !b.draining.load(Ordering::Relaxed) && !b.health.is_unhealthy(),
+                available: b.available(),
             })
             .collect()
     }

@@ -99,6 +99,33 @@ pub enum RouterError {
     /// The client's request stream failed while the router read it.
     #[error("reading the request failed: {0}")]
     RequestBody(String),
+    /// The session can never be used again: its backend restarted (and lost it) or went away.
+    #[error(
+        "session '{}' is dead: {why}; its state on the backend is gone; start a new session (PySpark: spark.stop(), then SparkSession.builder.remote(...).getOrCreate())",
+        shorten(id)
+    )]
+    SessionDead {
+        /// The session.
+        id: String,
+        /// What happened.
+        why: String,
+    },
+    /// The session was closed by the proxy (expired or deleted) and its id is remembered.
+    #[error(
+        "session '{}' was closed by the proxy ({why}); start a new session (PySpark: spark.stop(), then SparkSession.builder.remote(...).getOrCreate())",
+        shorten(id)
+    )]
+    SessionClosed {
+        /// The session.
+        id: String,
+        /// Why it was closed.
+        why: String,
+    },
+    /// The session store could not be used.
+    #[error(
+        "{0}; sessions already known to this proxy keep working, new ones cannot be bound until the store is back"
+    )]
+    Store(#[from] sc_store::StoreError),
 }
 
 impl RouterError {
@@ -122,6 +149,11 @@ impl RouterError {
             RouterError::Provider(ProviderError::Config(_)) => Code::Internal,
             RouterError::Provider(_) => Code::Unavailable,
             RouterError::RequestBody(_) => Code::Cancelled,
+            RouterError::SessionDead { .. } | RouterError::SessionClosed { .. } => {
+                Code::FailedPrecondition
+            }
+            RouterError::Store(sc_store::StoreError::Config(_)) => Code::Internal,
+            RouterError::Store(_) => Code::Unavailable,
         }
     }
 

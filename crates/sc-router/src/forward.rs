@@ -3,6 +3,8 @@
 
 use std::io::Read as _;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -14,6 +16,7 @@ use sc_proto::wire::{self, FrameHeader, GRPC_HEADER_LEN};
 use tonic::body::Body;
 
 use crate::RouterError;
+use crate::registry::SessionStats;
 
 /// The start of a request body: every byte read so far (the first message, its prefix, and any
 /// bytes of later messages that arrived in the same frames) and the first message's prefix.
@@ -163,16 +166,23 @@ pin_project_lite::pin_project! {
         #[pin]
         rest: Body,
         bytes: Counter,
+        session_bytes: Arc<SessionStats>,
     }
 }
 
 impl Upstream {
-    pub(crate) fn new(head: Head, rest: Body, bytes: Counter) -> Self {
+    pub(crate) fn new(
+        head: Head,
+        rest: Body,
+        bytes: Counter,
+        session_bytes: Arc<SessionStats>,
+    ) -> Self {
         Upstream {
             head: Some(head.buffered),
             trailers: head.trailers,
             rest,
             bytes,
+            session_bytes,
         }
     }
 }
@@ -188,6 +198,9 @@ impl HttpBody for Upstream {
         let this = self.project();
         if let Some(head) = this.head.take() {
             this.bytes.inc_by(head.len() as u64);
+            this.session_bytes
+                .bytes_in
+                .fetch_add(head.len() as u64, Ordering::Relaxed);
             return Poll::Ready(Some(Ok(Frame::data(head))));
         }
         if this.trailers.is_some() {
@@ -198,6 +211,9 @@ impl HttpBody for Upstream {
             && let Some(data) = frame.data_ref()
         {
             this.bytes.inc_by(data.len() as u64);
+            this.session_bytes
+                .bytes_in
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
         }
         polled
     }
@@ -231,6 +247,10 @@ pub(crate) trait Observer: Send + 'static {
     /// The status sent to the client when the backend's response stream breaks mid-way
     /// (connection lost, stream reset): it names the backend.
     fn broken(&self, cause: &tonic::Status) -> tonic::Status;
+
+    /// Sees each data frame on its way (`first` for the response's first one). A status ends
+    /// the response with it instead of the frame.
+    fn data(&mut self, data: &Bytes, first: bool) -> Option<tonic::Status>;
 }
 
 pin_project_lite::pin_project! {
@@ -243,6 +263,7 @@ pin_project_lite::pin_project! {
         code: Option<i32>,
         observer: Option<O>,
         ended: bool,
+        seen_data: bool,
     }
 
     impl<O: Observer> PinnedDrop for Downstream<O> {
@@ -264,6 +285,7 @@ impl<O: Observer> Downstream<O> {
             code,
             observer: Some(observer),
             ended: false,
+            seen_data: false,
         }
     }
 }
@@ -293,6 +315,17 @@ impl<O: Observer> HttpBody for Downstream<O> {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.bytes.inc_by(data.len() as u64);
+                    let first = !*this.seen_data;
+                    *this.seen_data = true;
+                    let verdict = this.observer.as_mut().and_then(|o| o.data(data, first));
+                    if let Some(status) = verdict {
+                        *this.ended = true;
+                        *this.code = Some(status.code() as i32);
+                        if let Some(mut observer) = this.observer.take() {
+                            observer.finish(*this.code);
+                        }
+                        return Poll::Ready(Some(Ok(Frame::trailers(status_trailers(&status)))));
+                    }
                 } else if let Some(trailers) = frame.trailers_ref() {
                     *this.code = grpc_status(trailers).or(*this.code);
                 }

@@ -81,18 +81,37 @@ pub(crate) struct UserUsage {
     streams: AtomicUsize,
 }
 
-/// The live counters behind the limits.
-pub(crate) struct Limiter {
+/// The settings in force and the rate limiter built from them; replaced whole on reload.
+struct Rules {
     settings: LimitSettings,
+    rate: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+impl Rules {
+    fn new(settings: LimitSettings) -> Self {
+        let rate = settings
+            .requests_per_second
+            .and_then(NonZeroU32::new)
+            .map(|rps| {
+                let burst = settings.burst.and_then(NonZeroU32::new).unwrap_or(rps);
+                RateLimiter::keyed(Quota::per_second(rps).allow_burst(burst))
+            });
+        Rules { settings, rate }
+    }
+}
+
+/// The live counters behind the limits. The counters outlive a reload of the settings, so
+/// sessions and calls already admitted keep counting.
+pub(crate) struct Limiter {
+    rules: arc_swap::ArcSwap<Rules>,
     users: DashMap<String, Arc<UserUsage>>,
     streams: AtomicUsize,
-    rate: Option<DefaultKeyedRateLimiter<String>>,
 }
 
 impl std::fmt::Debug for Limiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Limiter")
-            .field("settings", &self.settings)
+            .field("settings", &self.rules.load().settings)
             .finish_non_exhaustive()
     }
 }
@@ -125,23 +144,21 @@ fn exhausted(limit: Limit, message: String, retry: Option<Duration>) -> RouterEr
 
 impl Limiter {
     pub(crate) fn new(settings: LimitSettings) -> Self {
-        let rate = settings
-            .requests_per_second
-            .and_then(NonZeroU32::new)
-            .map(|rps| {
-                let burst = settings.burst.and_then(NonZeroU32::new).unwrap_or(rps);
-                RateLimiter::keyed(Quota::per_second(rps).allow_burst(burst))
-            });
         Limiter {
-            settings,
+            rules: arc_swap::ArcSwap::from_pointee(Rules::new(settings)),
             users: DashMap::new(),
             streams: AtomicUsize::new(0),
-            rate,
         }
     }
 
+    /// Puts new settings in force (a configuration reload). Counts are kept; a lowered limit
+    /// refuses new sessions and calls until usage is below it, and cuts nothing.
+    pub(crate) fn reconfigure(&self, settings: LimitSettings) {
+        self.rules.store(Arc::new(Rules::new(settings)));
+    }
+
     pub(crate) fn enabled(&self) -> bool {
-        self.settings != LimitSettings::default()
+        self.rules.load().settings != LimitSettings::default()
     }
 
     fn usage(&self, user: &str) -> Arc<UserUsage> {
@@ -153,7 +170,8 @@ impl Limiter {
 
     /// Admits one call: checks the rate and takes a place in the stream counts.
     pub(crate) fn admit_call(self: &Arc<Self>, user: &str) -> Result<StreamPermit, RouterError> {
-        if let Some(rate) = &self.rate
+        let rules = self.rules.load();
+        if let Some(rate) = &rules.rate
             && let Err(not_until) = rate.check_key(&user.to_owned())
         {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
@@ -163,7 +181,7 @@ impl Limiter {
                 Limit::Rate,
                 format!(
                     "user '{user}' is over the request rate of {}/s (router.limits.requests_per_second); retry in {} ms",
-                    self.settings.requests_per_second.unwrap_or(0),
+                    rules.settings.requests_per_second.unwrap_or(0),
                     wait.as_millis().max(1)
                 ),
                 Some(wait),
@@ -173,7 +191,7 @@ impl Limiter {
             user: None,
             total: None,
         };
-        if let Some(max) = self.settings.max_streams_total {
+        if let Some(max) = rules.settings.max_streams_total {
             if self.streams.fetch_add(1, Ordering::AcqRel) >= max {
                 self.streams.fetch_sub(1, Ordering::AcqRel);
                 return Err(exhausted(
@@ -186,7 +204,7 @@ impl Limiter {
             }
             permit.total = Some(self.clone());
         }
-        if let Some(max) = self.settings.max_streams_per_user {
+        if let Some(max) = rules.settings.max_streams_per_user {
             let usage = self.usage(user);
             if usage.streams.fetch_add(1, Ordering::AcqRel) >= max {
                 usage.streams.fetch_sub(1, Ordering::AcqRel);
@@ -203,11 +221,15 @@ impl Limiter {
         Ok(permit)
     }
 
-    /// Takes a session slot for `user`, or refuses.
+    /// Takes a session slot for `user`, or refuses. Sessions are counted even with no limit
+    /// set, so that a limit added by a reload sees the sessions that exist.
     pub(crate) fn admit_session(&self, user: &str) -> Result<(), RouterError> {
-        let Some(max) = self.settings.max_sessions_per_user else {
-            return Ok(());
-        };
+        let max = self
+            .rules
+            .load()
+            .settings
+            .max_sessions_per_user
+            .unwrap_or(usize::MAX);
         let usage = self.usage(user);
         if usage.sessions.fetch_add(1, Ordering::AcqRel) >= max {
             usage.sessions.fetch_sub(1, Ordering::AcqRel);
@@ -224,9 +246,7 @@ impl Limiter {
 
     /// Gives a session slot back.
     pub(crate) fn session_closed(&self, user: &str) {
-        if self.settings.max_sessions_per_user.is_some()
-            && let Some(usage) = self.users.get(user)
-        {
+        if let Some(usage) = self.users.get(user) {
             // Saturating: a session bound without a slot (a clone) never drives the count below 0.
             let _ = usage
                 .sessions

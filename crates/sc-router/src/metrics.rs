@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -64,6 +65,16 @@ pub struct Metrics {
     bytes: Family<BytesLabels, Counter>,
     limits: Family<LimitLabels, Counter>,
     up: Family<BackendLabels, Gauge>,
+    queries: Family<BackendLabels, Counter>,
+    query_seconds: Family<BackendLabels, Counter<f64, AtomicU64>>,
+    artifact_uploads: Family<BackendLabels, Counter>,
+    session_errors: Family<BackendLabels, Counter>,
+    expired: Family<ReasonLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabels {
+    pub(crate) reason: &'static str,
 }
 
 /// The metric handles of one backend.
@@ -75,6 +86,10 @@ pub(crate) struct BackendMetrics {
     pub(crate) bytes_to_backend: Counter,
     pub(crate) bytes_to_client: Counter,
     pub(crate) up: Gauge,
+    pub(crate) queries: Counter,
+    pub(crate) query_seconds: Counter<f64, AtomicU64>,
+    pub(crate) artifact_uploads: Counter,
+    pub(crate) errors: Counter,
 }
 
 impl Default for Metrics {
@@ -94,6 +109,36 @@ impl Metrics {
         let bytes = Family::<BytesLabels, Counter>::default();
         let limits = Family::<LimitLabels, Counter>::default();
         let up = Family::<BackendLabels, Gauge>::default();
+        let queries = Family::<BackendLabels, Counter>::default();
+        let query_seconds = Family::<BackendLabels, Counter<f64, AtomicU64>>::default();
+        let artifact_uploads = Family::<BackendLabels, Counter>::default();
+        let session_errors = Family::<BackendLabels, Counter>::default();
+        let expired = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "session_queries",
+            "ExecutePlan calls (queries and commands) of all sessions, by backend",
+            queries.clone(),
+        );
+        registry.register(
+            "session_query_seconds",
+            "Time spent in ExecutePlan calls of all sessions, by backend",
+            query_seconds.clone(),
+        );
+        registry.register(
+            "session_artifact_uploads",
+            "AddArtifacts calls of all sessions, by backend",
+            artifact_uploads.clone(),
+        );
+        registry.register(
+            "session_errors",
+            "Calls of all sessions that ended with a status other than OK, by backend",
+            session_errors.clone(),
+        );
+        registry.register(
+            "sessions_closed",
+            "Sessions the proxy closed, by reason (deleted, released, idle_timeout, max_lifetime, dead)",
+            expired.clone(),
+        );
         registry.register(
             "backend_up",
             "1 when a backend may receive new sessions by health (healthy or not yet probed), 0 when unhealthy",
@@ -138,7 +183,16 @@ impl Metrics {
             bytes,
             limits,
             up,
+            queries,
+            query_seconds,
+            artifact_uploads,
+            session_errors,
+            expired,
         }
+    }
+
+    pub(crate) fn session_closed(&self, reason: &'static str) {
+        self.expired.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     pub(crate) fn limit_rejected(&self, limit: &'static str) {
@@ -164,6 +218,10 @@ impl Metrics {
             bytes_to_backend: bytes("to_backend"),
             bytes_to_client: bytes("to_client"),
             up: self.up.get_or_create(&by_backend).clone(),
+            queries: self.queries.get_or_create(&by_backend).clone(),
+            query_seconds: self.query_seconds.get_or_create(&by_backend).clone(),
+            artifact_uploads: self.artifact_uploads.get_or_create(&by_backend).clone(),
+            errors: self.session_errors.get_or_create(&by_backend).clone(),
             label,
         }
     }

@@ -25,6 +25,21 @@ impl LoadPolicy for RoundRobin {
     }
 }
 
+/// Every new session goes to its provider, which decides: a launching provider returns the
+/// engine it runs for the session's share level (user, group, ...) or starts one.
+#[derive(Debug, Default)]
+pub struct OnDemand;
+
+impl LoadPolicy for OnDemand {
+    fn name(&self) -> &str {
+        "ON_DEMAND"
+    }
+
+    fn choose(&self, _backends: &[BackendLoad<'_>]) -> Placement {
+        Placement::StartNew
+    }
+}
+
 /// One session per backend: a free backend if there is one, else a new one from the provider.
 #[derive(Debug, Default)]
 pub struct OneToOne;
@@ -105,11 +120,12 @@ fn none_available(backends: &[BackendLoad<'_>]) -> Placement {
 }
 
 /// The built-in policy names, as accepted in configuration.
-pub const POLICY_NAMES: [&str; 4] = [
+pub const POLICY_NAMES: [&str; 5] = [
     "ROUND_ROBIN",
     "ONE_TO_ONE",
     "MAX_SESSIONS",
     "LEAST_SESSIONS",
+    "ON_DEMAND",
 ];
 
 #[cfg(test)]

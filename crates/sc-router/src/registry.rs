@@ -6,12 +6,14 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use serde::Serialize;
+
+use sc_store::{RecordKind, SessionRecord};
 
 use crate::backends::BackendHandle;
 
@@ -25,6 +27,40 @@ pub enum SessionKind {
     Bound,
 }
 
+/// What a session has done, like the Kubeflow SDK's `SessionMetrics`. Plain atomics, touched on
+/// the forwarding path; shared with the request and response bodies of its calls.
+#[derive(Debug, Default)]
+pub(crate) struct SessionStats {
+    pub(crate) queries: AtomicU64,
+    pub(crate) active_operations: AtomicU64,
+    pub(crate) artifact_uploads: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) execution_ms: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+/// A session's metrics as the control plane shows them.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct SessionMetrics {
+    /// ExecutePlan calls (queries and commands) so far.
+    pub queries_executed: u64,
+    /// ExecutePlan calls in flight.
+    pub active_operations: u64,
+    /// AddArtifacts calls so far.
+    pub artifacts_uploaded: u64,
+    /// Message bytes from the client to the backend.
+    pub bytes_in: u64,
+    /// Message bytes from the backend to the client.
+    pub bytes_out: u64,
+    /// Total time spent in ExecutePlan calls, in milliseconds.
+    pub execution_time_ms: u64,
+    /// Calls that ended with a status other than OK.
+    pub errors: u64,
+    /// Last call start or end, milliseconds since the Unix epoch.
+    pub last_activity_ms: u64,
+}
+
 /// One session known to the router.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -33,16 +69,27 @@ pub(crate) struct Session {
     pub(crate) user_id: Option<String>,
     pub(crate) backend: Arc<BackendHandle>,
     pub(crate) created_at: SystemTime,
+    pub(crate) stats: Arc<SessionStats>,
     last_active_ms: AtomicU64,
+    /// `last_active_ms` when the record was last written to the store.
+    persisted_ms: AtomicU64,
+    /// When a replica last checked its cached copy against a shared store.
+    pub(crate) checked_ms: AtomicU64,
     active_calls: AtomicUsize,
     calls: AtomicU64,
+    closing: AtomicBool,
     closed: AtomicBool,
+    /// Why the session is dead (its backend restarted or went away), once it is.
+    dead: OnceLock<String>,
     /// `(user_id, session_id)` pairs the clients of a control session used on the backend, so
     /// deleting the session can release them there.
     spark_sessions: Mutex<HashSet<(String, String)>>,
+    /// The backend's server-side session id for each Spark session id seen, to notice a backend
+    /// that restarted (and so lost the session).
+    server_side: Mutex<Vec<(String, String)>>,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -62,11 +109,130 @@ impl Session {
             user_id,
             backend,
             created_at: SystemTime::now(),
+            stats: Arc::default(),
             last_active_ms: AtomicU64::new(now_ms()),
+            persisted_ms: AtomicU64::new(0),
+            checked_ms: AtomicU64::new(now_ms()),
             active_calls: AtomicUsize::new(0),
             calls: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            dead: OnceLock::new(),
             spark_sessions: Mutex::new(HashSet::new()),
+            server_side: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A session as a store has it, bound again to `backend`.
+    pub(crate) fn from_record(record: &SessionRecord, backend: Arc<BackendHandle>) -> Self {
+        let kind = match record.kind {
+            RecordKind::Control => SessionKind::Control,
+            RecordKind::Bound => SessionKind::Bound,
+        };
+        let mut session = Session::new(record.id.clone(), kind, record.user_id.clone(), backend);
+        session.created_at = UNIX_EPOCH + Duration::from_millis(record.created_at_ms);
+        session
+            .last_active_ms
+            .store(record.last_active_ms, Ordering::Relaxed);
+        session
+            .persisted_ms
+            .store(record.last_active_ms, Ordering::Relaxed);
+        if let Some(why) = &record.dead {
+            let _ = session.dead.set(why.clone());
+        }
+        session.spark_sessions = Mutex::new(record.spark_sessions.iter().cloned().collect());
+        if let Some(ssid) = &record.server_side_session_id {
+            let spark_session = match kind {
+                SessionKind::Bound => record.id.clone(),
+                SessionKind::Control => String::new(),
+            };
+            session.server_side = Mutex::new(vec![(spark_session, ssid.clone())]);
+        }
+        session
+    }
+
+    /// The session as a store keeps it.
+    pub(crate) fn record(&self) -> SessionRecord {
+        SessionRecord {
+            id: self.id.clone(),
+            kind: match self.kind {
+                SessionKind::Control => RecordKind::Control,
+                SessionKind::Bound => RecordKind::Bound,
+            },
+            user_id: self.user_id.clone(),
+            backend_id: self.backend.id().to_string(),
+            endpoint: self.backend.endpoint_text.clone(),
+            created_at_ms: millis(self.created_at),
+            last_active_ms: self.last_active_ms.load(Ordering::Relaxed),
+            dead: self.dead.get().cloned(),
+            spark_sessions: self.spark_sessions(),
+            server_side_session_id: self
+                .server_side
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .first()
+                .map(|(_, ssid)| ssid.clone()),
+        }
+    }
+
+    /// Whether the record in the store is behind this copy's activity; marks it written.
+    pub(crate) fn take_unpersisted(&self) -> bool {
+        let last = self.last_active_ms.load(Ordering::Relaxed);
+        self.persisted_ms.swap(last, Ordering::Relaxed) != last
+    }
+
+    pub(crate) fn last_active_ms(&self) -> u64 {
+        self.last_active_ms.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn busy(&self) -> bool {
+        self.active_calls.load(Ordering::Relaxed) > 0
+    }
+
+    pub(crate) fn dead_reason(&self) -> Option<&str> {
+        self.dead.get().map(String::as_str)
+    }
+
+    /// Marks the session dead; true for the first caller.
+    pub(crate) fn mark_dead(&self, why: String) -> bool {
+        self.dead.set(why).is_ok()
+    }
+
+    pub(crate) fn set_closing(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    /// Compares the backend's server-side session id for `spark_session` with the first one
+    /// seen. Returns the earlier id when it changed (the backend lost the session).
+    pub(crate) fn check_server_side(&self, spark_session: &str, ssid: &str) -> Option<String> {
+        let mut seen = self
+            .server_side
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match seen
+            .iter()
+            .find(|(s, _)| s == spark_session || s.is_empty())
+        {
+            Some((_, first)) if first != ssid => Some(first.clone()),
+            Some(_) => None,
+            None => {
+                seen.push((spark_session.to_owned(), ssid.to_owned()));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> SessionMetrics {
+        let s = &self.stats;
+        SessionMetrics {
+            queries_executed: s.queries.load(Ordering::Relaxed),
+            active_operations: s.active_operations.load(Ordering::Relaxed),
+            artifacts_uploaded: s.artifact_uploads.load(Ordering::Relaxed),
+            bytes_in: s.bytes_in.load(Ordering::Relaxed),
+            bytes_out: s.bytes_out.load(Ordering::Relaxed),
+            execution_time_ms: s.execution_ms.load(Ordering::Relaxed),
+            errors: s.errors.load(Ordering::Relaxed),
+            last_activity_ms: self.last_active_ms.load(Ordering::Relaxed),
         }
     }
 
@@ -81,24 +247,33 @@ impl Session {
         self.last_active_ms.store(now_ms(), Ordering::Relaxed);
     }
 
-    /// Remembers a Spark session used through this control session (first use only allocates).
-    pub(crate) fn note_spark_session(&self, user_id: Option<&str>, session_id: &str) {
+    /// Remembers a Spark session used through this control session; true when it is new.
+    pub(crate) fn note_spark_session(&self, user_id: Option<&str>, session_id: &str) -> bool {
         let mut set = self
             .spark_sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let key_user = user_id.unwrap_or("");
-        if !set.iter().any(|(u, s)| u == key_user && s == session_id) {
-            set.insert((key_user.to_owned(), session_id.to_owned()));
+        if set.iter().any(|(u, s)| u == key_user && s == session_id) {
+            return false;
         }
+        set.insert((key_user.to_owned(), session_id.to_owned()))
     }
 
-    pub(crate) fn forget_spark_session(&self, user_id: Option<&str>, session_id: &str) {
+    /// Forgets a released Spark session; true when it was known.
+    pub(crate) fn forget_spark_session(&self, user_id: Option<&str>, session_id: &str) -> bool {
         let mut set = self
             .spark_sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        set.remove(&(user_id.unwrap_or("").to_owned(), session_id.to_owned()));
+        set.remove(&(user_id.unwrap_or("").to_owned(), session_id.to_owned()))
+    }
+
+    pub(crate) fn record_kind(&self) -> RecordKind {
+        match self.kind {
+            SessionKind::Control => RecordKind::Control,
+            SessionKind::Bound => RecordKind::Bound,
+        }
     }
 
     pub(crate) fn spark_sessions(&self) -> Vec<(String, String)> {
@@ -115,31 +290,50 @@ impl Session {
         !self.closed.swap(true, Ordering::AcqRel)
     }
 
+    /// The session's state, in the style of Apache Livy.
+    pub(crate) fn state(&self) -> &'static str {
+        if self.closed.load(Ordering::Relaxed) {
+            "closed"
+        } else if self.closing.load(Ordering::Relaxed) {
+            "closing"
+        } else if self.dead.get().is_some() {
+            "dead"
+        } else if self.backend.health.is_unhealthy() {
+            "error"
+        } else if self.busy() {
+            "busy"
+        } else {
+            "idle"
+        }
+    }
+
     pub(crate) fn info(&self) -> SessionInfo {
-        let active = self.active_calls.load(Ordering::Relaxed);
         SessionInfo {
             id: self.id.clone(),
             kind: self.kind,
             user_id: self.user_id.clone(),
             backend: self.backend.id().to_string(),
             endpoint: self.backend.endpoint_text.clone(),
-            state: if self.closed.load(Ordering::Relaxed) {
-                "closed"
-            } else if active > 0 {
-                "busy"
-            } else {
-                "idle"
-            },
-            created_at_ms: self
-                .created_at
-                .duration_since(UNIX_EPOCH)
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-                .unwrap_or(0),
+            state: self.state(),
+            error: self.dead.get().cloned().or_else(|| {
+                self.backend
+                    .health
+                    .is_unhealthy()
+                    .then(|| format!("backend '{}' is unhealthy", self.backend.id()))
+            }),
+            created_at_ms: millis(self.created_at),
             last_active_ms: self.last_active_ms.load(Ordering::Relaxed),
-            active_calls: active,
+            active_calls: self.active_calls.load(Ordering::Relaxed),
             calls: self.calls.load(Ordering::Relaxed),
+            metrics: self.metrics(),
         }
     }
+}
+
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// A snapshot of one session, as the control plane shows it.
@@ -155,8 +349,13 @@ pub struct SessionInfo {
     pub backend: String,
     /// The backend's endpoint.
     pub endpoint: String,
-    /// `idle`, `busy` (calls in flight) or `closed`.
+    /// `starting` (its backend is being launched), `idle`, `busy` (calls in flight), `closing`,
+    /// `closed`, `error` (its backend is unhealthy; it may recover) or `dead` (its backend
+    /// restarted or went away; the session cannot be used again).
     pub state: &'static str,
+    /// Why the session is in `error` or `dead`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Creation time, milliseconds since the Unix epoch.
     pub created_at_ms: u64,
     /// Last call start or end, milliseconds since the Unix epoch.
@@ -165,14 +364,39 @@ pub struct SessionInfo {
     pub active_calls: usize,
     /// Calls made so far.
     pub calls: u64,
+    /// What the session has done.
+    pub metrics: SessionMetrics,
 }
 
-/// The three indexes.
+impl SessionInfo {
+    /// A session whose backend is being started.
+    pub(crate) fn starting(id: &str, kind: SessionKind, user_id: Option<String>) -> Self {
+        let now = now_ms();
+        SessionInfo {
+            id: id.to_owned(),
+            kind,
+            user_id,
+            backend: String::new(),
+            endpoint: String::new(),
+            state: "starting",
+            error: None,
+            created_at_ms: now,
+            last_active_ms: now,
+            active_calls: 0,
+            calls: 0,
+            metrics: SessionMetrics::default(),
+        }
+    }
+}
+
+/// The three indexes, and the sessions closed lately (so their clients learn why).
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     control: DashMap<String, Arc<Session>>,
     bound: DashMap<String, Arc<Session>>,
     operations: DashMap<String, Arc<Session>>,
+    /// Session id → (why it was closed, when, in ms since the epoch).
+    tombstones: DashMap<String, (String, u64)>,
 }
 
 impl Registry {
@@ -189,7 +413,7 @@ impl Registry {
     }
 
     pub(crate) fn insert_control(&self, session: Arc<Session>) {
-        session.backend.metrics.sessions.inc();
+        session.backend.session_added();
         self.control.insert(session.id.clone(), session);
     }
 
@@ -198,37 +422,78 @@ impl Registry {
         match self.bound.entry(session.id.clone()) {
             Entry::Occupied(existing) => existing.get().clone(),
             Entry::Vacant(slot) => {
-                session.backend.metrics.sessions.inc();
+                session.backend.session_added();
                 slot.insert(session.clone());
                 session
             }
         }
     }
 
-    pub(crate) fn add_operation(&self, operation_id: &str, session: &Arc<Session>) {
-        if !self.operations.contains_key(operation_id) {
-            self.operations
-                .insert(operation_id.to_owned(), session.clone());
+    /// Indexes an operation; true when it was new.
+    pub(crate) fn add_operation(&self, operation_id: &str, session: &Arc<Session>) -> bool {
+        if self.operations.contains_key(operation_id) {
+            return false;
         }
+        self.operations
+            .insert(operation_id.to_owned(), session.clone())
+            .is_none()
+    }
+
+    /// Re-inserts a session read from a store; the copy already there wins.
+    pub(crate) fn restore(&self, session: Arc<Session>) -> Arc<Session> {
+        let map = match session.kind {
+            SessionKind::Control => &self.control,
+            SessionKind::Bound => &self.bound,
+        };
+        match map.entry(session.id.clone()) {
+            Entry::Occupied(existing) => existing.get().clone(),
+            Entry::Vacant(slot) => {
+                session.backend.session_added();
+                slot.insert(session.clone());
+                session
+            }
+        }
+    }
+
+    pub(crate) fn tombstone(&self, id: &str) -> Option<String> {
+        self.tombstones.get(id).map(|t| t.0.clone())
+    }
+
+    pub(crate) fn bury(&self, id: &str, why: String) {
+        self.tombstones.insert(id.to_owned(), (why, now_ms()));
+    }
+
+    /// Forgets tombstones older than `ttl`.
+    pub(crate) fn prune_tombstones(&self, ttl: Duration) {
+        let horizon = now_ms().saturating_sub(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        self.tombstones.retain(|_, (_, at)| *at >= horizon);
     }
 
     pub(crate) fn remove_operation(&self, operation_id: &str) {
         self.operations.remove(operation_id);
     }
 
-    /// Removes a session from every index. Returns false if it was already removed.
-    pub(crate) fn remove(&self, session: &Arc<Session>) -> bool {
+    /// Removes a session from every index. Returns the operation ids it had, or `None` if it
+    /// was already removed.
+    pub(crate) fn remove(&self, session: &Arc<Session>) -> Option<Vec<String>> {
         if !session.close() {
-            return false;
+            return None;
         }
         let map = match session.kind {
             SessionKind::Control => &self.control,
             SessionKind::Bound => &self.bound,
         };
         map.remove_if(&session.id, |_, s| Arc::ptr_eq(s, session));
-        self.operations.retain(|_, s| !Arc::ptr_eq(s, session));
-        session.backend.metrics.sessions.dec();
-        true
+        let mut operations = Vec::new();
+        self.operations.retain(|op, s| {
+            let mine = Arc::ptr_eq(s, session);
+            if mine {
+                operations.push(op.clone());
+            }
+            !mine
+        });
+        session.backend.session_removed();
+        Some(operations)
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Session>> {
@@ -237,6 +502,13 @@ impl Registry {
             .chain(self.bound.iter())
             .map(|e| e.value().clone())
             .collect()
+    }
+
+    pub(crate) fn find_kind(&self, kind: RecordKind, id: &str) -> Option<Arc<Session>> {
+        match kind {
+            RecordKind::Control => self.control(id),
+            RecordKind::Bound => self.bound(id),
+        }
     }
 
     pub(crate) fn find(&self, id: &str) -> Option<Arc<Session>> {

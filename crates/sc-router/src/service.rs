@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use http::HeaderMap;
@@ -24,6 +25,7 @@ use crate::error::code_name;
 use crate::forward::{self, Downstream, Observer, Upstream};
 use crate::registry::{Session, SessionKind};
 use crate::{Inner, RouterError};
+use sc_store::{Change, OperationRecord};
 
 /// The request header that names a control-plane session.
 pub const SESSION_HEADER: &str = "x-spark-connect-session-id";
@@ -146,6 +148,11 @@ impl Inner {
             Target::Unbound => return answer_unbound(method, &fields),
         };
         self.note_call(method, &fields, &session, &caller);
+        // Control sessions may carry several Spark sessions; a bound one is its Spark session.
+        let spark_session = match session.kind {
+            SessionKind::Control => fields.session_id.map(str::to_owned),
+            SessionKind::Bound => None,
+        };
         let release = (method == RpcMethod::ReleaseSession).then(|| release_key(&fields, &caller));
         // With authentication on, Spark sees the verified user, never the one the client claims.
         let rewritten = match &identity {
@@ -172,16 +179,41 @@ impl Inner {
                 .headers
                 .insert(http::header::AUTHORIZATION, token.clone());
         }
-        let upstream = Upstream::new(head, body, backend.metrics.bytes_to_backend.clone());
+        let upstream = Upstream::new(
+            head,
+            body,
+            backend.metrics.bytes_to_backend.clone(),
+            session.stats.clone(),
+        );
         let request = http::Request::from_parts(parts, Body::new(upstream));
 
         session.call_started();
         backend.metrics.active_streams.inc();
+        match method {
+            RpcMethod::ExecutePlan => {
+                session.stats.queries.fetch_add(1, Ordering::Relaxed);
+                session
+                    .stats
+                    .active_operations
+                    .fetch_add(1, Ordering::Relaxed);
+                backend.metrics.queries.inc();
+            }
+            RpcMethod::AddArtifacts => {
+                session
+                    .stats
+                    .artifact_uploads
+                    .fetch_add(1, Ordering::Relaxed);
+                backend.metrics.artifact_uploads.inc();
+            }
+            _ => {}
+        }
         let mut call = CallEnd {
             inner: self.clone(),
             session,
             method,
             release,
+            spark_session,
+            started: std::time::Instant::now(),
             _permit: permit,
         };
         let response = match backend.channel.clone().oneshot(request).await {
@@ -223,31 +255,56 @@ impl Inner {
                 name: SESSION_HEADER,
                 why: "it is not visible ASCII".into(),
             })?;
-            let session = self
-                .registry
-                .control(id.trim())
-                .ok_or_else(|| RouterError::SessionNotFound(id.to_owned()))?;
+            let id = id.trim();
+            let session = match self.registry.control(id) {
+                Some(session) if self.revalidate(&session).await? => Some(session),
+                _ => self.fetch(SessionKind::Control, id).await?,
+            };
+            let Some(session) = session else {
+                return Err(match self.registry.tombstone(id) {
+                    Some(why) => RouterError::SessionClosed {
+                        id: id.to_owned(),
+                        why,
+                    },
+                    None => RouterError::SessionNotFound(id.to_owned()),
+                });
+            };
             caller.may_use(&session)?;
-            if let Some(spark_session) = fields.session_id {
-                session.note_spark_session(caller.user, spark_session);
+            if let Some(spark_session) = fields.session_id
+                && session.note_spark_session(caller.user, spark_session)
+            {
+                self.persist(Change::Put(session.record()));
             }
-            return Ok(Target::Session(session));
+            return self.usable(method, session).await;
         }
 
         let session_id = fields.session_id.ok_or(RouterError::MissingSessionId)?;
-        if let Some(session) = self.registry.bound(session_id) {
+        let known = match self.registry.bound(session_id) {
+            Some(session) if self.revalidate(&session).await? => Some(session),
+            _ => self.fetch(SessionKind::Bound, session_id).await?,
+        };
+        if let Some(session) = known {
             caller.may_use(&session)?;
-            return Ok(Target::Session(session));
+            return self.usable(method, session).await;
         }
-        if let Some(session) = fields
-            .operation_id
-            .and_then(|op| self.registry.operation(op))
-        {
-            caller.may_use(&session)?;
-            return Ok(Target::Session(session));
+        if let Some(op) = fields.operation_id {
+            let session = match self.registry.operation(op) {
+                Some(session) => Some(session),
+                None => self.fetch_operation(op).await?,
+            };
+            if let Some(session) = session {
+                caller.may_use(&session)?;
+                return self.usable(method, session).await;
+            }
         }
         if !starts_sessions(method) {
             return Ok(Target::Unbound);
+        }
+        if let Some(why) = self.registry.tombstone(session_id) {
+            return Err(RouterError::SessionClosed {
+                id: session_id.to_owned(),
+                why,
+            });
         }
 
         self.limiter.admit_session(caller.limit_key())?;
@@ -265,12 +322,26 @@ impl Inner {
                 return Err(e);
             }
         };
-        let fresh = Arc::new(Session::new(
+        let mut fresh = Arc::new(Session::new(
             session_id.to_owned(),
             SessionKind::Bound,
             caller.user.map(str::to_owned),
             backend,
         ));
+        if let Some(store) = &self.store {
+            // The store decides the first binding: of two replicas racing on one new session,
+            // both take the record that got there first.
+            match store.create(&fresh.record()).await {
+                Ok(winner) if winner.backend_id != fresh.backend.id().as_str() => {
+                    fresh = self.materialize(&winner);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.limiter.session_closed(caller.limit_key());
+                    return Err(e.into());
+                }
+            }
+        }
         let session = self.registry.bind(fresh.clone());
         if !Arc::ptr_eq(&session, &fresh) {
             // Another call bound it first; this one's slot is not needed.
@@ -278,7 +349,30 @@ impl Inner {
         } else {
             info!(target: "audit", event = "session_create", kind = "bound", session_id, user = caller.user.unwrap_or(""), peer = %peer_text(caller.peer), backend = %session.backend.id(), "session bound");
         }
-        Ok(Target::Session(session))
+        self.usable(method, session).await
+    }
+
+    /// A found session, unless it is dead: then the client learns why, and a release of it is
+    /// answered here (there is nothing left on the backend to release).
+    async fn usable(
+        &self,
+        method: RpcMethod,
+        session: Arc<Session>,
+    ) -> Result<Target, RouterError> {
+        let Some(why) = session.dead_reason() else {
+            return Ok(Target::Session(session));
+        };
+        match method {
+            RpcMethod::ReleaseSession => {
+                self.close(&session, "dead").await;
+                Ok(Target::Unbound)
+            }
+            RpcMethod::ReleaseExecute => Ok(Target::Unbound),
+            _ => Err(RouterError::SessionDead {
+                id: session.id.clone(),
+                why: why.to_owned(),
+            }),
+        }
     }
 
     /// Keeps the operation index and CloneSession bindings up to date.
@@ -291,19 +385,33 @@ impl Inner {
     ) {
         match method {
             RpcMethod::ExecutePlan => {
-                if let Some(op) = fields.operation_id {
-                    self.registry.add_operation(op, session);
+                if let Some(op) = fields.operation_id
+                    && self.registry.add_operation(op, session)
+                    && self.store.is_some()
+                {
+                    self.persist(Change::PutOperation(
+                        op.to_owned(),
+                        OperationRecord {
+                            kind: session.record_kind(),
+                            session_id: session.id.clone(),
+                        },
+                    ));
                 }
             }
             RpcMethod::ReleaseExecute if fields.release_all => {
                 if let Some(op) = fields.operation_id {
                     self.registry.remove_operation(op);
+                    self.persist(Change::RemoveOperation(op.to_owned()));
                 }
             }
             RpcMethod::CloneSession => {
                 if let Some(new_id) = fields.new_session_id {
                     match session.kind {
-                        SessionKind::Control => session.note_spark_session(caller.user, new_id),
+                        SessionKind::Control => {
+                            if session.note_spark_session(caller.user, new_id) {
+                                self.persist(Change::Put(session.record()));
+                            }
+                        }
                         SessionKind::Bound => {
                             let clone = Arc::new(Session::new(
                                 new_id.to_owned(),
@@ -311,7 +419,10 @@ impl Inner {
                                 caller.user.map(str::to_owned),
                                 session.backend.clone(),
                             ));
-                            self.registry.bind(clone);
+                            let bound = self.registry.bind(clone.clone());
+                            if Arc::ptr_eq(&bound, &clone) {
+                                self.persist(Change::Put(clone.record()));
+                            }
                         }
                     }
                 }
@@ -321,18 +432,14 @@ impl Inner {
     }
 
     /// A ReleaseSession answered OK: the session is gone on the backend.
-    fn released(&self, session: &Arc<Session>, key: &(Option<String>, Option<String>)) {
+    async fn released(&self, session: &Arc<Session>, key: &(Option<String>, Option<String>)) {
         match session.kind {
-            SessionKind::Bound => {
-                if self.registry.remove(session) {
-                    self.limiter
-                        .session_closed(session.user_id.as_deref().unwrap_or("anonymous"));
-                    info!(target: "audit", event = "session_delete", kind = "bound", session_id = %session.id, user = session.user_id.as_deref().unwrap_or(""), backend = %session.backend.id(), reason = "release_session", "session released");
-                }
-            }
+            SessionKind::Bound => self.close(session, "released").await,
             SessionKind::Control => {
-                if let Some(spark_session) = &key.1 {
-                    session.forget_spark_session(key.0.as_deref(), spark_session);
+                if let Some(spark_session) = &key.1
+                    && session.forget_spark_session(key.0.as_deref(), spark_session)
+                {
+                    self.persist(Change::Put(session.record()));
                 }
             }
         }
@@ -481,6 +588,9 @@ struct CallEnd {
     session: Arc<Session>,
     method: RpcMethod,
     release: Option<(Option<String>, Option<String>)>,
+    /// The Spark session of a control session's call (a bound session is its own).
+    spark_session: Option<String>,
+    started: std::time::Instant,
     /// The call's place in the in-flight limits, given back when the call ends.
     _permit: Option<crate::limits::StreamPermit>,
 }
@@ -497,6 +607,18 @@ impl Observer for CallEnd {
         self.session.backend.unavailable(reason).to_status()
     }
 
+    fn data(&mut self, data: &bytes::Bytes, first: bool) -> Option<tonic::Status> {
+        self.session
+            .stats
+            .bytes_out
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if first {
+            self.check_backend_session(data)
+        } else {
+            None
+        }
+    }
+
     fn finish(&mut self, code: Option<i32>) {
         let backend = &self.session.backend;
         backend.metrics.active_streams.dec();
@@ -507,11 +629,64 @@ impl Observer for CallEnd {
             code_name(code),
             &backend.metrics.label,
         );
+        let stats = &self.session.stats;
+        if self.method == RpcMethod::ExecutePlan {
+            stats.active_operations.fetch_sub(1, Ordering::Relaxed);
+            let elapsed = self.started.elapsed();
+            stats.execution_ms.fetch_add(
+                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+            backend.metrics.query_seconds.inc_by(elapsed.as_secs_f64());
+        }
+        if code != 0 {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            backend.metrics.errors.inc();
+        }
         if code == 0
             && let Some(key) = self.release.take()
         {
-            self.inner.released(&self.session, &key);
+            let inner = self.inner.clone();
+            let session = self.session.clone();
+            tokio::spawn(async move { inner.released(&session, &key).await });
         }
+    }
+}
+
+impl CallEnd {
+    /// Compares the backend's server-side session id in the first response message with the
+    /// one seen before: a different one means the backend restarted and lost the session. The
+    /// session is then dead and this call ends with an error that says so.
+    fn check_backend_session(&self, data: &bytes::Bytes) -> Option<tonic::Status> {
+        // Only a whole, uncompressed first message is read; Spark sends small ones first.
+        let header = wire::frame_header(data).ok().flatten()?;
+        if header.compressed {
+            return None;
+        }
+        let end = wire::GRPC_HEADER_LEN.checked_add(usize::try_from(header.len).ok()?)?;
+        let message = data.get(wire::GRPC_HEADER_LEN..end)?;
+        let ssid = wire::read_server_side_session_id(self.method, message)
+            .ok()
+            .flatten()
+            .filter(|s| !s.is_empty())?;
+        let spark_session = self.spark_session.as_deref().unwrap_or(&self.session.id);
+        let first = self.session.check_server_side(spark_session, ssid)?;
+        let why = format!(
+            "backend '{}' restarted: its server-side session changed from {first} to {ssid}",
+            self.session.backend.id()
+        );
+        if self.session.mark_dead(why.clone()) {
+            warn!(session_id = %self.session.id, backend = %self.session.backend.id(), %why, "session is dead");
+            self.inner.persist(Change::Put(self.session.record()));
+            self.inner.metrics.session_closed("dead");
+        }
+        Some(
+            RouterError::SessionDead {
+                id: self.session.id.clone(),
+                why,
+            }
+            .to_status(),
+        )
     }
 }
 

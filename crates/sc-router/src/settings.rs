@@ -30,6 +30,44 @@ pub struct RouterSettings {
     pub limits: crate::limits::LimitSettings,
     /// Backend health probes.
     pub health: crate::health::HealthSettings,
+    /// Session lifetimes and their bookkeeping.
+    pub sessions: SessionSettings,
+}
+
+/// How long sessions live, and how the router keeps its table (the `router.sessions` section).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    /// A session with no call for this long is closed (released on its backend); `0s` never.
+    /// A session with a call in flight is never idle.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A session older than this is closed as soon as it has no call in flight; `0s` never.
+    #[serde(with = "humantime_serde")]
+    pub max_lifetime: Duration,
+    /// How often the router looks for sessions to expire and engines to stop.
+    #[serde(with = "humantime_serde")]
+    pub check_interval: Duration,
+    /// How long the router remembers a closed or expired session, to tell its client why the
+    /// session is gone instead of starting a new one under the old id.
+    #[serde(with = "humantime_serde")]
+    pub tombstone_ttl: Duration,
+    /// With a shared store (Redis), how long a replica trusts its cached copy of a session
+    /// before checking the store again (whether another replica closed it).
+    #[serde(with = "humantime_serde")]
+    pub revalidate_interval: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            idle_timeout: Duration::from_secs(3600),
+            max_lifetime: Duration::ZERO,
+            check_interval: Duration::from_secs(1),
+            tombstone_ttl: Duration::from_secs(3600),
+            revalidate_interval: Duration::from_secs(2),
+        }
+    }
 }
 
 impl Default for RouterSettings {
@@ -43,6 +81,7 @@ impl Default for RouterSettings {
             first_message_timeout: Duration::from_secs(30),
             limits: crate::limits::LimitSettings::default(),
             health: crate::health::HealthSettings::default(),
+            sessions: SessionSettings::default(),
         }
     }
 }
@@ -65,6 +104,9 @@ impl RouterSettings {
         self.health.validate()?;
         if self.first_message_timeout.is_zero() {
             return Err("router.first_message_timeout must be greater than zero, e.g. 30s".into());
+        }
+        if self.sessions.check_interval.is_zero() {
+            return Err("router.sessions.check_interval must be greater than zero, e.g. 1s".into());
         }
         if self.connect_timeout.is_zero() {
             return Err("router.connect_timeout must be greater than zero, e.g. 5s".into());

@@ -41,9 +41,20 @@ pub struct FakeState {
     pub seen: Mutex<Vec<Seen>>,
     /// ExecutePlan responses produced so far (for flow-control tests).
     pub produced: AtomicUsize,
+    /// Times the fake "restarted": each one changes its server-side session id, as a real
+    /// Spark server's does when it restarts.
+    pub restarts: AtomicUsize,
 }
 
 impl FakeState {
+    /// The server-side session id the fake reports (its name, until it "restarts").
+    pub fn ssid(&self) -> String {
+        match self.restarts.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => self.name.clone(),
+            n => format!("{}-restart{n}", self.name),
+        }
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
@@ -100,7 +111,7 @@ impl SparkConnectService for Fake {
             request.metadata(),
         );
         let query = sql_of(&req);
-        let name = self.0.name.clone();
+        let name = self.0.ssid();
         let op = req.operation_id.clone().unwrap_or_default();
         if op == "slow" {
             // Ten responses, 200 ms apart: a long-running query.
@@ -208,7 +219,7 @@ impl SparkConnectService for Fake {
         );
         Ok(Response::new(pb::AnalyzePlanResponse {
             session_id: r.session_id.clone(),
-            server_side_session_id: self.0.name.clone(),
+            server_side_session_id: self.0.ssid(),
             result: None,
         }))
     }
@@ -222,11 +233,11 @@ impl SparkConnectService for Fake {
             .record("Config", &r.session_id, &r.user_context, request.metadata());
         Ok(Response::new(pb::ConfigResponse {
             session_id: r.session_id.clone(),
-            server_side_session_id: self.0.name.clone(),
+            server_side_session_id: self.0.ssid(),
             pairs: vec![
                 pb::KeyValue {
                     key: "backend".into(),
-                    value: Some(self.0.name.clone()),
+                    value: Some(self.0.ssid()),
                 },
                 pb::KeyValue {
                     key: "spark.connect.authenticate.token".into(),
@@ -258,7 +269,7 @@ impl SparkConnectService for Fake {
         self.0.record("AddArtifacts", &session, &ctx, &metadata);
         Ok(Response::new(pb::AddArtifactsResponse {
             session_id: session,
-            server_side_session_id: self.0.name.clone(),
+            server_side_session_id: self.0.ssid(),
             artifacts: (0..chunks)
                 .map(|i| pb::add_artifacts_response::ArtifactSummary {
                     name: format!("chunk-{i}"),
@@ -281,7 +292,7 @@ impl SparkConnectService for Fake {
         );
         Ok(Response::new(pb::ArtifactStatusesResponse {
             session_id: r.session_id.clone(),
-            server_side_session_id: self.0.name.clone(),
+            server_side_session_id: self.0.ssid(),
             statuses: Default::default(),
         }))
     }
@@ -299,7 +310,7 @@ impl SparkConnectService for Fake {
         );
         Ok(Response::new(pb::InterruptResponse {
             session_id: r.session_id.clone(),
-            server_side_session_id: self.0.name.clone(),
+            server_side_session_id: self.0.ssid(),
             interrupted_ids: vec![],
         }))
     }
@@ -317,7 +328,7 @@ impl SparkConnectService for Fake {
         );
         let resp = pb::ExecutePlanResponse {
             session_id: r.session_id.clone(),
-            server_side_session_id: self.0.name.clone(),
+            server_side_session_id: self.0.ssid(),
             operation_id: r.operation_id.clone(),
             ..Default::default()
         };
@@ -339,7 +350,7 @@ impl SparkConnectService for Fake {
         );
         Ok(Response::new(pb::ReleaseExecuteResponse {
             session_id: r.session_id.clone(),
-            server_side_session_id: self.0.name.clone(),
+            server_side_session_id: self.0.ssid(),
             operation_id: Some(r.operation_id.clone()),
         }))
     }
@@ -357,7 +368,7 @@ impl SparkConnectService for Fake {
         );
         Ok(Response::new(pb::ReleaseSessionResponse {
             session_id: r.session_id.clone(),
-            server_side_session_id: self.0.name.clone(),
+            server_side_session_id: self.0.ssid(),
         }))
     }
 
@@ -373,7 +384,7 @@ impl SparkConnectService for Fake {
             request.metadata(),
         );
         Ok(Response::new(pb::FetchErrorDetailsResponse {
-            server_side_session_id: self.0.name.clone(),
+            server_side_session_id: self.0.ssid(),
             session_id: r.session_id.clone(),
             ..Default::default()
         }))
@@ -392,7 +403,7 @@ impl SparkConnectService for Fake {
         );
         Ok(Response::new(pb::CloneSessionResponse {
             session_id: r.session_id.clone(),
-            server_side_session_id: self.0.name.clone(),
+            server_side_session_id: self.0.ssid(),
             new_session_id: r.new_session_id.clone().unwrap_or_default(),
             new_server_side_session_id: format!("{}-clone", self.0.name),
         }))
@@ -411,7 +422,7 @@ impl SparkConnectService for Fake {
         );
         Ok(Response::new(pb::GetStatusResponse {
             session_id: r.session_id.clone(),
-            server_side_session_id: self.0.name.clone(),
+            server_side_session_id: self.0.ssid(),
             ..Default::default()
         }))
     }

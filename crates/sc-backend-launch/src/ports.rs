@@ -1,0 +1,130 @@
+//! Engine slots and ports: how many engines run, and which ports they hold.
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex};
+
+use sc_backend_api::ProviderError;
+
+/// The engines (running or starting) and their ports, shared by all starts.
+#[derive(Debug, Default)]
+pub(crate) struct Capacity {
+    engines: usize,
+    ports: HashSet<u16>,
+}
+
+/// One engine's claim on a slot under `max_engines` and a port. Released when dropped or by
+/// [`release`](Reservation::release), once.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    capacity: Arc<Mutex<Capacity>>,
+    port: u16,
+    released: Mutex<bool>,
+}
+
+impl Reservation {
+    /// Claims a slot and a free port: from `range` the first port neither ours nor bound by
+    /// anyone, else one the operating system picks.
+    pub(crate) fn claim(
+        capacity: &Arc<Mutex<Capacity>>,
+        max_engines: usize,
+        host: &str,
+        range: Option<&RangeInclusive<u16>>,
+    ) -> Result<Reservation, ProviderError> {
+        let mut cap = capacity.lock().unwrap_or_else(|e| e.into_inner());
+        if cap.engines >= max_engines {
+            return Err(ProviderError::StartFailed(format!(
+                "{max_engines} engines are running, the most allowed (backend_provider.spec.max_engines); wait for idle ones to stop or raise the limit"
+            )));
+        }
+        let port = match range {
+            Some(range) => range
+                .clone()
+                .find(|p| !cap.ports.contains(p) && can_bind(host, *p))
+                .ok_or_else(|| {
+                    ProviderError::StartFailed(format!(
+                        "no free port in backend_provider.spec.port_range {}-{}: every port is in use; widen the range",
+                        range.start(),
+                        range.end()
+                    ))
+                })?,
+            None => (0..64)
+                .find_map(|_| free_port(host).filter(|p| !cap.ports.contains(p)))
+                .ok_or_else(|| {
+                    ProviderError::StartFailed(format!(
+                        "cannot find a free port on {host} (backend_provider.spec.host)"
+                    ))
+                })?,
+        };
+        cap.engines += 1;
+        cap.ports.insert(port);
+        Ok(Reservation {
+            capacity: capacity.clone(),
+            port,
+            released: Mutex::new(false),
+        })
+    }
+
+    /// The port.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Gives the slot and the port back (once; later calls do nothing).
+    pub(crate) fn release(&self) {
+        let mut released = self.released.lock().unwrap_or_else(|e| e.into_inner());
+        if !*released {
+            *released = true;
+            let mut cap = self.capacity.lock().unwrap_or_else(|e| e.into_inner());
+            cap.engines = cap.engines.saturating_sub(1);
+            cap.ports.remove(&self.port);
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+fn can_bind(host: &str, port: u16) -> bool {
+    TcpListener::bind((host, port)).is_ok()
+}
+
+/// A port the operating system says is free now (the listener is dropped at once).
+fn free_port(host: &str) -> Option<u16> {
+    let listener = TcpListener::bind((host, 0)).ok()?;
+    listener.local_addr().ok().map(|a| a.port())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_slots_and_ports_until_released() {
+        let cap = Arc::new(Mutex::new(Capacity::default()));
+        // A port that is busy is skipped.
+        let busy = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let busy_port = busy.local_addr().unwrap().port();
+        let range = busy_port..=busy_port.saturating_add(20);
+        let a = Reservation::claim(&cap, 2, "127.0.0.1", Some(&range)).unwrap();
+        assert_ne!(a.port(), busy_port);
+        let b = Reservation::claim(&cap, 2, "127.0.0.1", Some(&range)).unwrap();
+        assert_ne!(a.port(), b.port());
+        let err = Reservation::claim(&cap, 2, "127.0.0.1", None).unwrap_err();
+        assert!(err.to_string().contains("max_engines"), "{err}");
+        a.release();
+        a.release();
+        let c = Reservation::claim(&cap, 2, "127.0.0.1", None).unwrap();
+        assert_ne!(c.port(), b.port());
+        drop((b, c));
+        assert_eq!(cap.lock().unwrap().engines, 0);
+        let full = busy_port..=busy_port;
+        let err = Reservation::claim(&cap, 2, "127.0.0.1", Some(&full)).unwrap_err();
+        assert!(err.to_string().contains("port_range"), "{err}");
+    }
+}
