@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, the end-to-end ones included:
 #   1. makes sure the Python virtualenv ($REPO/.venv) has PySpark (scripts/setup-venv.sh);
-#   2. builds the proxy binary;
+#   2. builds every test and the binaries they drive;
 #   3. starts real Spark Connect servers from the pyspark wheel: two plain ones on
 #      127.0.0.1:15102 and 127.0.0.1:15103, both cutting reattachable result streams every
 #      1 MiB so that ReattachExecute is ordinary traffic, and a secured one on 127.0.0.1:15104
 #      that demands a pre-shared token (spark.connect.authenticate.token, a fresh random one
 #      per run, passed in the environment so it shows in no command line);
-#   4. runs `cargo test --workspace --no-fail-fast` (or `cargo test ARGS...` when given
+#   4. starts a Redis server on 127.0.0.1:16379 (in memory only) for the proxy-replica tests;
+#   5. runs `cargo test --workspace --no-fail-fast` (or `cargo test ARGS...` when given
 #      arguments, e.g. `scripts/test.sh -p sc-e2e dead_backend`) with the servers' addresses
 #      exported;
-#   5. stops the servers, whatever happened. The exit code is cargo test's.
+#   6. stops the servers, whatever happened. The exit code is cargo test's.
 #
 # Environment: SC_TEST_PORT_A / SC_TEST_PORT_B / SC_TEST_PORT_SECURE (default 15102 / 15103 /
-# 15104), RUST_TEST_THREADS (default 2, for two cores), SC_PROXY_BIN (a prebuilt proxy).
+# 15104), SC_TEST_REDIS_PORT (16379), RUST_TEST_THREADS (default 2, for two cores), SC_PROXY_BIN (a prebuilt proxy).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO"
@@ -27,11 +28,13 @@ SERVERS=(test-a test-b test-secure)
 SPARK_CONF=(--conf spark.connect.execute.reattachable.senderMaxStreamSize=1m)
 
 bash scripts/setup-venv.sh
-# Tools some tests drive: tmux (the CLI in a real terminal), curl (the control plane over TLS).
+# Tools some tests drive: tmux (the CLI in a real terminal), curl (the control plane over TLS),
+# redis-server (the store two proxy replicas share).
 missing=()
 for tool in tmux curl; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
+command -v redis-server >/dev/null || missing+=(redis-server)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 # One build for every test target and the binaries they drive (both binaries have integration
@@ -40,11 +43,18 @@ done
 log "building the workspace's tests and binaries"
 cargo test --workspace --no-run
 
+REDIS_PORT="${SC_TEST_REDIS_PORT:-16379}"
+REDIS_DIR="$LOCAL_DIR/redis"
+
 stop_servers() {
     local name
     for name in "${SERVERS[@]}"; do
         bash scripts/spark-server.sh stop "$name" || true
     done
+    if [ -f "$REDIS_DIR/redis.pid" ]; then
+        kill "$(cat "$REDIS_DIR/redis.pid")" 2>/dev/null || true
+        rm -f "$REDIS_DIR/redis.pid"
+    fi
 }
 # Servers left over from an interrupted run are replaced: each run starts fresh ones.
 stop_servers
@@ -68,6 +78,18 @@ for pid in "${pids[@]}"; do
     wait "$pid" || failed=1
 done
 [ "$failed" -eq 0 ] || die "a Spark Connect server did not start (logs above)"
+
+# A Redis server for the replica tests: in memory only, on loopback, in the background.
+mkdir -p "$REDIS_DIR"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize yes --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" \
+    --dir "$REDIS_DIR" || die "redis-server did not start (log: $REDIS_DIR/redis.log)"
+for _ in $(seq 1 50); do
+    port_open "$REDIS_PORT" && break
+    sleep 0.1
+done
+port_open "$REDIS_PORT" || die "redis-server is not listening on $REDIS_PORT"
+export SC_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 
 export SC_TEST_SPARK_A="127.0.0.1:$PORT_A"
 export SC_TEST_SPARK_B="127.0.0.1:$PORT_B"

@@ -9,11 +9,23 @@ on failure, and prints one `RESULT {json}` line that the Rust side may inspect f
 import json
 import os
 import sys
+import traceback
 import uuid
 
 import requests
 from pyspark.sql import SparkSession
 from pyspark.sql.connect.client.retries import DefaultPolicy
+
+def _fail_fast(kind, value, tb):
+    """A failed scenario exits at once: PySpark 4.2.1 can hang for good at interpreter shutdown
+    when a process made more than one session (see `finish`)."""
+    traceback.print_exception(kind, value, tb)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(1)
+
+
+sys.excepthook = _fail_fast
 
 GRPC_PORT = int(os.environ.get("SC_GRPC_PORT", "0"))
 CONTROL_PORT = int(os.environ.get("SC_CONTROL_PORT", "0"))
@@ -143,3 +155,29 @@ def expect_error(action, *needles):
         assert not missing, f"error lacks {missing!r}: {text}"
         return text
     raise AssertionError(f"expected an error mentioning {needles!r}, got {value!r}")
+
+
+# --- steps shared with the Rust side ----------------------------------------------------------
+
+SYNC_DIR = os.environ.get("SC_SYNC_DIR", "")
+
+
+def signal_step(name):
+    """Tells the Rust side that this scenario reached step `name`."""
+    with open(os.path.join(SYNC_DIR, name), "w", encoding="utf-8") as f:
+        f.write("1")
+
+
+def wait_step(name, timeout=180):
+    """Waits until the Rust side says step `name` is done (it creates the file); returns its
+    text."""
+    import time
+
+    path = os.path.join(SYNC_DIR, name)
+    deadline = time.time() + timeout
+    while not os.path.exists(path):
+        assert time.time() < deadline, f"the Rust side never reached step {name!r}"
+        time.sleep(0.05)
+    time.sleep(0.05)
+    with open(path, encoding="utf-8") as f:
+        return f.read()

@@ -402,6 +402,19 @@ impl ProxyProcess {
 impl Drop for ProxyProcess {
     fn drop(&mut self) {
         let was_running = self.is_running();
+        // SIGTERM first, so the proxy stops the engines it launched; SIGKILL if it lingers.
+        if was_running && let Some(child) = self.child.as_mut() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(25);
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         self.kill();
         if std::thread::panicking() && was_running {
             eprintln!(

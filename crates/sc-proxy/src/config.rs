@@ -20,7 +20,9 @@
 //! ```
 //!
 //! Beyond it: `control.listen_addr` (default `127.0.0.1:8081`), `control.public_host`,
-//! `server.shutdown_grace`, and the `router` section ([`sc_router::RouterSettings`]).
+//! `server.shutdown_grace`, the `router` section ([`sc_router::RouterSettings`]), `auth`,
+//! `audit`, and `store` ([`sc_store::StoreSettings`]). Without a `backend_provider`, the LAUNCH
+//! provider starts Spark Connect servers on demand, one per user.
 //! Environment variables override the file: `SC_LOG_LEVEL=info`,
 //! `SC_SERVER__LISTEN_ADDR=0.0.0.0:8080` (`__` separates nested keys).
 

@@ -141,10 +141,12 @@ async fn stop_idle_engines(inner: &Inner) {
             continue;
         }
         info!(backend = %backend.id(), idle_ms = now - since, "stopping an engine nobody used for its idle timeout");
-        inner.pool.retire(backend);
+        // No new session goes there while it stops; it leaves the list once it is down.
+        backend.removed.store(true, Ordering::Relaxed);
         if let Err(e) = backend.provider.stop(backend.id()).await {
             warn!(backend = %backend.id(), error = %e, "stopping an idle engine failed");
         }
+        inner.pool.retire(backend);
     }
 }
 

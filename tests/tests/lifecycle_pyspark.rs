@@ -1,0 +1,366 @@
+//! Sessions that live and die well, end to end: real PySpark, the proxy binary and real Spark
+//! Connect servers. Engines launched on demand, a backend killed mid-query, idle expiry, a
+//! proxy killed with SIGKILL, two replicas on one Redis, and SIGHUP reloads.
+//!
+//! Run with `scripts/test.sh` (it starts the shared Spark servers and a Redis server).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sc_e2e::{
+    ProxyProcess, free_ports, metric_sum, predefined_config, python_dir, python_output,
+    result_json, test_env,
+};
+
+/// Runs a Python scenario on a thread, so the test can act (kill, restart) while it waits at
+/// its steps; returns the sync folder and the thread.
+fn spawn_scenario(
+    proxy: &ProxyProcess,
+    script: &'static str,
+    extra: Vec<(String, String)>,
+) -> (
+    tempfile::TempDir,
+    std::thread::JoinHandle<std::process::Output>,
+) {
+    let sync = tempfile::tempdir().unwrap();
+    let mut env = proxy.python_env();
+    env.push((
+        "SC_SYNC_DIR".into(),
+        sync.path().to_string_lossy().into_owned(),
+    ));
+    env.extend(extra);
+    let handle = std::thread::spawn(move || {
+        let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        python_output(script, &refs)
+    });
+    (sync, handle)
+}
+
+/// Waits for the scenario to reach a step (or fail first).
+fn wait_step(
+    sync: &Path,
+    name: &str,
+    handle: &std::thread::JoinHandle<std::process::Output>,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    while !sync.join(name).exists() {
+        assert!(
+            !handle.is_finished(),
+            "the scenario ended before step {name}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the scenario never reached step {name}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn step_done(sync: &Path, name: &str, text: &str) {
+    let tmp = sync.join(format!(".{name}"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, sync.join(name)).unwrap();
+}
+
+fn finish_scenario(
+    proxy: &ProxyProcess,
+    handle: std::thread::JoinHandle<std::process::Output>,
+) -> serde_json::Value {
+    let output = handle.join().unwrap();
+    if !output.status.success() {
+        panic!(
+            "scenario failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- proxy log ---\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            proxy.log_tail(80)
+        );
+    }
+    result_json(&output)
+}
+
+fn repo() -> PathBuf {
+    python_dir()
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A Spark Connect server of this test's own (one it may kill), started with the project's
+/// script; stopped when dropped.
+struct OwnSpark {
+    name: String,
+    port: u16,
+}
+
+impl OwnSpark {
+    fn start(name: &str, port: u16) -> OwnSpark {
+        let status = Command::new("bash")
+            .arg(repo().join("scripts/spark-server.sh"))
+            .args(["start", name, &port.to_string()])
+            .env("SC_SPARK_DRIVER_MEMORY", "1g")
+            .status()
+            .unwrap();
+        assert!(status.success(), "could not start Spark server {name}");
+        OwnSpark {
+            name: name.into(),
+            port,
+        }
+    }
+
+    fn kill_hard(&self) {
+        let pid = std::fs::read_to_string(repo().join(format!(".local/spark/{}/pid", self.name)))
+            .unwrap();
+        let status = Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn restart(&self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/spark-server.sh"))
+            .args(["stop", &self.name])
+            .status();
+        let again = OwnSpark::start(&self.name, self.port);
+        std::mem::forget(again);
+    }
+}
+
+impl Drop for OwnSpark {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/spark-server.sh"))
+            .args(["stop", &self.name])
+            .status();
+    }
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn backends(proxy: &ProxyProcess) -> Vec<serde_json::Value> {
+    let (status, body) = proxy.get_json("/control/backends");
+    assert_eq!(status, 200, "{body}");
+    body["backends"].as_array().cloned().unwrap_or_default()
+}
+
+/// With the LAUNCH provider (the default) the proxy starts a real Spark Connect server when the
+/// first PySpark session arrives: one per user (USER share level), shared by one user's
+/// sessions, each with its log on the control plane, and stopped after the engine idle timeout.
+#[test]
+fn engines_are_launched_per_user_and_stopped_when_idle() {
+    let env = test_env();
+    let proxy = ProxyProcess::start(&format!(
+        "backend_provider:\n  type: LAUNCH\n  spec:\n    share_level: USER\n    engine_idle_timeout: 8s\n    work_dir: @DIR@/engines\n    python: {}\n    spark_conf:\n      spark.driver.memory: 1g\nlog_level: debug\n",
+        env.python.display()
+    ));
+    assert!(
+        backends(&proxy).is_empty(),
+        "no engine before the first session"
+    );
+    let out = result_json(&proxy.run_python("launch_share_user.py", &[]));
+    let launched = backends(&proxy);
+    assert_eq!(launched.len(), 2, "{launched:?}");
+    for b in &launched {
+        assert_eq!(b["started_on_demand"], true, "{b}");
+        let id = b["id"].as_str().unwrap();
+        let (status, logs) = proxy.control(
+            "GET",
+            &format!("/control/backends/{id}/logs?lines=400"),
+            false,
+        );
+        assert_eq!(status, 200, "{logs}");
+        assert!(logs.contains("SparkConnect"), "{id}'s log: {logs}");
+    }
+    // Nobody uses them any more: both stop after the idle timeout.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !backends(&proxy).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "engines still up: {:?}",
+            backends(&proxy)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for key in ["alice_1", "bob"] {
+        let port = out[key].as_u64().unwrap();
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", u16::try_from(port).unwrap())).is_err(),
+            "the engine on port {port} still accepts connections"
+        );
+    }
+    assert!(proxy.log().contains("stopping an engine nobody used"));
+}
+
+/// A backend killed mid-query: the client hears UNAVAILABLE naming it within a second, the
+/// other backend's session carries on, the health flips and no new session goes there; once the
+/// server is back, new sessions reach it and the old session is reported dead.
+#[test]
+fn a_backend_killed_mid_query_fails_fast_and_recovers() {
+    let env = test_env();
+    let [port] = free_ports::<1>();
+    let own = OwnSpark::start("fault-kill", port);
+    let mut yaml = predefined_config(
+        &[&env.spark_a, &format!("127.0.0.1:{}", own.port)],
+        "ROUND_ROBIN",
+    );
+    yaml.push_str("router:\n  health:\n    interval: 1s\n    timeout: 1s\n    unhealthy_threshold: 1\n    healthy_threshold: 1\n");
+    let proxy = ProxyProcess::start(&yaml);
+    let (sync, handle) = spawn_scenario(&proxy, "fault_kill_backend.py", Vec::new());
+    wait_step(
+        sync.path(),
+        "query_running",
+        &handle,
+        Duration::from_secs(120),
+    );
+    let killed_at = now_secs();
+    own.kill_hard();
+    step_done(sync.path(), "killed", &format!("{killed_at}"));
+    wait_step(sync.path(), "checked", &handle, Duration::from_secs(60));
+    own.restart();
+    step_done(sync.path(), "restarted", "1");
+    let out = finish_scenario(&proxy, handle);
+    eprintln!("fault: {out}");
+    assert!(out["delay"].as_f64().unwrap() < 1.0);
+    let metrics = proxy.metrics();
+    assert!(metric_sum(&metrics, "sc_proxy_sessions_closed_total", &[]) >= 0.0);
+}
+
+/// An idle session expires and is released on its backend; a session busy with a long query
+/// does not, though the query outlasts the idle timeout twice.
+#[test]
+fn idle_sessions_expire_but_busy_ones_do_not() {
+    let env = test_env();
+    let mut yaml = predefined_config(&[&env.spark_a], "ROUND_ROBIN");
+    yaml.push_str("router:\n  sessions:\n    idle_timeout: 4s\n    check_interval: 500ms\n");
+    let proxy = ProxyProcess::start(&yaml);
+    let output = proxy.run_python("idle_expiry.py", &[("SC_IDLE_TIMEOUT_S", "4")]);
+    let out = result_json(&output);
+    let idle_id = out["idle_id"].as_str().unwrap();
+    let log = proxy.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("session released on backend") && l.contains(idle_id)),
+        "no ReleaseSession for the expired session in the log"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("session_expire") && l.contains(idle_id)),
+        "no audit line for the expiry"
+    );
+    assert_eq!(
+        metric_sum(
+            &proxy.metrics(),
+            "sc_proxy_sessions_closed_total",
+            &[("reason", "idle_timeout")]
+        ),
+        1.0
+    );
+}
+
+/// The proxy is killed with SIGKILL and restarted: both kinds of sessions carry on in the same
+/// PySpark objects, on the same backends, with their temporary views.
+#[test]
+fn sessions_survive_a_proxy_killed_with_sigkill() {
+    let mut proxy = ProxyProcess::start(&sc_e2e::two_backends_config("ROUND_ROBIN"));
+    let (sync, handle) = spawn_scenario(&proxy, "restart_survives.py", Vec::new());
+    wait_step(sync.path(), "ready", &handle, Duration::from_secs(120));
+    // Let the write-behind of the last activity pass (bindings are written before they serve).
+    proxy.kill_and_restart();
+    step_done(sync.path(), "restarted", "1");
+    let out = finish_scenario(&proxy, handle);
+    let (status, body) = proxy.get_json(&format!(
+        "/control/sessions/{}",
+        out["control_id"].as_str().unwrap()
+    ));
+    // A control-plane session lives until it is deleted (stopping a client releases only its
+    // Spark session): it is still there, on its backend, after the restart.
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "idle", "{body}");
+}
+
+/// Two replicas on one Redis: a session created through A works through B, racing first
+/// bindings agree, and B carries on when A is killed.
+#[test]
+fn two_replicas_share_sessions_through_redis() {
+    let Ok(redis) = std::env::var("SC_TEST_REDIS_URL") else {
+        panic!("SC_TEST_REDIS_URL is not set; run scripts/test.sh (it starts Redis)");
+    };
+    let prefix = format!("e2e-{}-{}:", std::process::id(), now_secs() as u64);
+    let mut yaml = sc_e2e::two_backends_config("ROUND_ROBIN");
+    yaml.push_str(&format!(
+        "store:\n  type: redis\n  redis:\n    url: {redis}\n    key_prefix: \"{prefix}\"\n"
+    ));
+    let mut a = ProxyProcess::start(&yaml);
+    let b = ProxyProcess::start(&yaml);
+    let (sync, handle) =
+        spawn_scenario(&a, "replicas.py", vec![("SC_REMOTE_B".into(), b.remote())]);
+    wait_step(sync.path(), "ready", &handle, Duration::from_secs(180));
+    a.kill();
+    step_done(sync.path(), "a_killed", "1");
+    let out = finish_scenario(&b, handle);
+    // B lists the session A created.
+    let id = out["control_id"].as_str().unwrap();
+    let (status, body) = b.get_json(&format!("/control/sessions/{id}"));
+    assert_eq!(status, 200, "{body}");
+}
+
+/// SIGHUP re-reads the configuration: a backend added to the file receives new sessions; a
+/// backend removed through `POST /control/reload` drains.
+#[test]
+fn sighup_adds_a_backend_that_then_receives_sessions() {
+    let env = test_env();
+    let proxy = ProxyProcess::start(&predefined_config(&[&env.spark_a], "ROUND_ROBIN"));
+    assert_eq!(backends(&proxy).len(), 1);
+    let path = proxy.config_path().to_path_buf();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let one = format!("      - url: {}\n", env.spark_a);
+    let two = format!("{one}      - url: {}\n", env.spark_b);
+    std::fs::write(&path, text.replacen(&one, &two, 1)).unwrap();
+    proxy.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backends(&proxy).len() < 2 {
+        assert!(Instant::now() < deadline, "SIGHUP added no backend");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = result_json(&proxy.run_python(
+        "import sc_e2e as e\n\
+         seen = {e.create_session()['backend'] for _ in range(4)}\n\
+         assert 'backend-1' in seen, seen\n\
+         s = next(x for x in (e.create_session() for _ in range(4)) if x['backend'] == 'backend-1')\n\
+         spark = e.new_spark(e.proxy_remote(s['id']))\n\
+         port = e.backend_port(spark)\n\
+         spark.stop()\n\
+         e.finish(port=port)\n",
+        &[],
+    ));
+    assert!(
+        env.spark_b
+            .ends_with(&format!(":{}", out["port"].as_u64().unwrap())),
+        "{out}"
+    );
+    // And back: the removal goes through the control plane's reload.
+    std::fs::write(&path, text).unwrap();
+    let (status, report) = proxy.control("POST", "/control/reload", true);
+    assert_eq!(status, 200, "{report}");
+    assert!(report.contains("backend-1"), "{report}");
+    let states: Vec<_> = backends(&proxy)
+        .iter()
+        .map(|b| b["state"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        states.iter().all(|s| s == "active" || s == "removed"),
+        "{states:?}"
+    );
+}
