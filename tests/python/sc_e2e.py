@@ -20,6 +20,10 @@ def _fail_fast(kind, value, tb):
     """A failed scenario exits at once: PySpark 4.2.1 can hang for good at interpreter shutdown
     when a process made more than one session (see `finish`)."""
     traceback.print_exception(kind, value, tb)
+    sync = os.environ.get("SC_SYNC_DIR")
+    if sync:
+        with open(os.path.join(sync, "output"), "w", encoding="utf-8") as f:
+            f.write("".join(traceback.format_exception(kind, value, tb)))
     sys.stderr.flush()
     sys.stdout.flush()
     os._exit(1)

@@ -48,10 +48,14 @@ fn wait_step(
 ) {
     let deadline = Instant::now() + timeout;
     while !sync.join(name).exists() {
-        assert!(
-            !handle.is_finished(),
-            "the scenario ended before step {name}"
-        );
+        if handle.is_finished() {
+            // Its output is read from the files it left in `sync`'s sibling scratch folder by
+            // the harness; the join happens in `finish_scenario`, so say where to look.
+            panic!(
+                "the scenario ended before step {name}; its output: {}",
+                std::fs::read_to_string(sync.join("output")).unwrap_or_default()
+            );
+        }
         assert!(
             Instant::now() < deadline,
             "the scenario never reached step {name}"
@@ -215,7 +219,9 @@ fn a_backend_killed_mid_query_fails_fast_and_recovers() {
         &[&env.spark_a, &format!("127.0.0.1:{}", own.port)],
         "ROUND_ROBIN",
     );
-    yaml.push_str("router:\n  health:\n    interval: 1s\n    timeout: 1s\n    unhealthy_threshold: 1\n    healthy_threshold: 1\n");
+    // Probes every second; a cold JVM may take a few seconds to answer one. A killed backend is
+    // marked unhealthy at once by the first call that cannot reach it.
+    yaml.push_str("router:\n  health:\n    interval: 1s\n    timeout: 5s\n    unhealthy_threshold: 2\n    healthy_threshold: 1\n");
     let proxy = ProxyProcess::start(&yaml);
     let (sync, handle) = spawn_scenario(&proxy, "fault_kill_backend.py", Vec::new());
     wait_step(

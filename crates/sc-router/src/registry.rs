@@ -87,6 +87,8 @@ pub(crate) struct Session {
     /// The backend's server-side session id for each Spark session id seen, to notice a backend
     /// that restarted (and so lost the session).
     server_side: Mutex<Vec<(String, String)>>,
+    /// The operation ids indexed for this session, so closing it touches only its own entries.
+    operations: Mutex<Vec<String>>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -120,6 +122,7 @@ impl Session {
             dead: OnceLock::new(),
             spark_sessions: Mutex::new(HashSet::new()),
             server_side: Mutex::new(Vec::new()),
+            operations: Mutex::new(Vec::new()),
         }
     }
 
@@ -434,9 +437,18 @@ impl Registry {
         if self.operations.contains_key(operation_id) {
             return false;
         }
-        self.operations
+        let new = self
+            .operations
             .insert(operation_id.to_owned(), session.clone())
-            .is_none()
+            .is_none();
+        if new {
+            session
+                .operations
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(operation_id.to_owned());
+        }
+        new
     }
 
     /// Re-inserts a session read from a store; the copy already there wins.
@@ -470,7 +482,13 @@ impl Registry {
     }
 
     pub(crate) fn remove_operation(&self, operation_id: &str) {
-        self.operations.remove(operation_id);
+        if let Some((_, session)) = self.operations.remove(operation_id) {
+            session
+                .operations
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|op| op != operation_id);
+        }
     }
 
     /// Removes a session from every index. Returns the operation ids it had, or `None` if it
@@ -484,14 +502,16 @@ impl Registry {
             SessionKind::Bound => &self.bound,
         };
         map.remove_if(&session.id, |_, s| Arc::ptr_eq(s, session));
-        let mut operations = Vec::new();
-        self.operations.retain(|op, s| {
-            let mine = Arc::ptr_eq(s, session);
-            if mine {
-                operations.push(op.clone());
-            }
-            !mine
-        });
+        let operations = std::mem::take(
+            &mut *session
+                .operations
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for op in &operations {
+            self.operations
+                .remove_if(op, |_, s| Arc::ptr_eq(s, session));
+        }
         session.backend.session_removed();
         Some(operations)
     }
