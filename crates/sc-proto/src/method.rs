@@ -38,6 +38,15 @@ pub enum RpcMethod {
 }
 
 impl RpcMethod {
+    /// The method's position in [`RpcMethod::ALL`], or `ALL.len()` for [`RpcMethod::Other`]:
+    /// a small index for per-method tables.
+    pub fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|m| *m == self)
+            .unwrap_or(Self::ALL.len())
+    }
+
     /// Every known method, in the order of the service definition.
     pub const ALL: [RpcMethod; 12] = [
         RpcMethod::ExecutePlan,

@@ -146,6 +146,7 @@ impl Proxy {
         let builder = Server::builder()
             .initial_stream_window_size(settings.stream_window)
             .initial_connection_window_size(settings.connection_window)
+            .max_frame_size(settings.max_frame_size)
             .http2_keepalive_interval(Some(settings.keepalive_interval))
             .tcp_nodelay(true);
         let tls = &config.server.tls;

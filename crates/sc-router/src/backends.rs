@@ -140,7 +140,8 @@ fn connect_lazy(backend: &Backend, s: &RouterSettings) -> Result<Channel, Router
         .http2_keep_alive_interval(s.keepalive_interval)
         .keep_alive_while_idle(true)
         .initial_stream_window_size(s.stream_window)
-        .initial_connection_window_size(s.connection_window);
+        .initial_connection_window_size(s.connection_window)
+        .max_frame_size(s.max_frame_size);
     if let Some(tls) = &backend.tls {
         let mut config = ClientTlsConfig::new();
         config = match &tls.ca_file {

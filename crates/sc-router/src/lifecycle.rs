@@ -60,7 +60,7 @@ pub(crate) async fn flush(inner: &Inner) {
 }
 
 fn persist_activity(inner: &Inner) {
-    for session in inner.registry.all() {
+    for session in inner.registry.select(Session::unpersisted) {
         if session.take_unpersisted() {
             inner.persist(Change::Put(session.record()));
         }
@@ -101,21 +101,27 @@ async fn expire_sessions(inner: &Inner) {
     }
     let now = now_ms();
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    for session in inner.registry.all() {
+    let (idle_limit, age_limit) = (ms(settings.idle_timeout), ms(settings.max_lifetime));
+    let reason_for = |session: &Session| {
         // A session with a call in flight is never expired mid-query.
         if session.busy() {
-            continue;
+            return None;
         }
         let idle_for = now.saturating_sub(session.last_active_ms());
-        let age = now.saturating_sub(session.record().created_at_ms);
-        let reason = if !settings.idle_timeout.is_zero() && idle_for >= ms(settings.idle_timeout) {
-            "idle_timeout"
-        } else if !settings.max_lifetime.is_zero() && age >= ms(settings.max_lifetime) {
-            "max_lifetime"
+        let age = now.saturating_sub(session.created_at_ms());
+        if idle_limit > 0 && idle_for >= idle_limit {
+            Some("idle_timeout")
+        } else if age_limit > 0 && age >= age_limit {
+            Some("max_lifetime")
         } else {
+            None
+        }
+    };
+    for session in inner.registry.select(|s| reason_for(s).is_some()) {
+        let Some(reason) = reason_for(&session) else {
             continue;
         };
-        info!(session_id = %session.id, reason, idle_ms = idle_for, age_ms = age, "session expired");
+        info!(session_id = %session.id, reason, "session expired");
         inner.close(&session, reason).await;
     }
 }

@@ -90,6 +90,42 @@ pub(crate) struct BackendMetrics {
     pub(crate) query_seconds: Counter<f64, AtomicU64>,
     pub(crate) artifact_uploads: Counter,
     pub(crate) errors: Counter,
+    /// `calls_total` counters of this backend by (method, status code), resolved on first use:
+    /// the call path then touches no lock shared with other backends' calls.
+    calls: Arc<[std::sync::OnceLock<Counter>]>,
+    family: Family<CallLabels, Counter>,
+}
+
+/// Slots per method in [`BackendMetrics::calls`]: the 17 gRPC codes and one for any other.
+const CODE_SLOTS: usize = 18;
+/// Methods with a slot: the known ones and `Other`.
+const METHOD_SLOTS: usize = 16;
+
+impl BackendMetrics {
+    /// Counts a finished call of `method` (by its index among the known methods) ending with
+    /// `code`.
+    pub(crate) fn call_finished(&self, method_index: usize, method: &'static str, code: i32) {
+        let code_slot = usize::try_from(code)
+            .ok()
+            .filter(|c| *c < CODE_SLOTS - 1)
+            .unwrap_or(CODE_SLOTS - 1);
+        let counter = match self
+            .calls
+            .get(method_index.min(METHOD_SLOTS - 1) * CODE_SLOTS + code_slot)
+        {
+            Some(slot) => slot.get_or_init(|| {
+                self.family
+                    .get_or_create(&CallLabels {
+                        method,
+                        code: crate::error::code_name(code),
+                        backend: self.label.clone(),
+                    })
+                    .clone()
+            }),
+            None => return,
+        };
+        counter.inc();
+    }
 }
 
 impl Default for Metrics {
@@ -222,23 +258,12 @@ impl Metrics {
             query_seconds: self.query_seconds.get_or_create(&by_backend).clone(),
             artifact_uploads: self.artifact_uploads.get_or_create(&by_backend).clone(),
             errors: self.session_errors.get_or_create(&by_backend).clone(),
+            calls: (0..METHOD_SLOTS * CODE_SLOTS)
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            family: self.calls.clone(),
             label,
         }
-    }
-
-    pub(crate) fn call_finished(
-        &self,
-        method: &'static str,
-        code: &'static str,
-        backend: &BackendLabel,
-    ) {
-        self.calls
-            .get_or_create(&CallLabels {
-                method,
-                code,
-                backend: backend.clone(),
-            })
-            .inc();
     }
 
     pub(crate) fn call_rejected(&self, method: &'static str, code: &'static str) {

@@ -155,6 +155,10 @@ impl Session {
     }
 
     /// The session as a store keeps it.
+    pub(crate) fn created_at_ms(&self) -> u64 {
+        millis(self.created_at)
+    }
+
     pub(crate) fn record(&self) -> SessionRecord {
         SessionRecord {
             id: self.id.clone(),
@@ -179,6 +183,10 @@ impl Session {
     }
 
     /// Whether the record in the store is behind this copy's activity; marks it written.
+    pub(crate) fn unpersisted(&self) -> bool {
+        self.last_active_ms.load(Ordering::Relaxed) != self.persisted_ms.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn take_unpersisted(&self) -> bool {
         let last = self.last_active_ms.load(Ordering::Relaxed);
         self.persisted_ms.swap(last, Ordering::Relaxed) != last
@@ -514,6 +522,17 @@ impl Registry {
         }
         session.backend.session_removed();
         Some(operations)
+    }
+
+    /// The sessions for which `keep` holds, walking the maps in place (no copy of the others):
+    /// the keeper runs this every second over every session.
+    pub(crate) fn select(&self, mut keep: impl FnMut(&Session) -> bool) -> Vec<Arc<Session>> {
+        self.control
+            .iter()
+            .chain(self.bound.iter())
+            .filter(|e| keep(e.value()))
+            .map(|e| e.value().clone())
+            .collect()
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Session>> {

@@ -328,9 +328,9 @@ impl Inner {
             caller.user.map(str::to_owned),
             backend,
         ));
-        if let Some(store) = &self.store {
-            // The store decides the first binding: of two replicas racing on one new session,
-            // both take the record that got there first.
+        if let Some(store) = self.store.as_ref().filter(|s| s.shared()) {
+            // A shared store decides the first binding: of two replicas racing on one new
+            // session, both take the record that got there first.
             match store.create(&fresh.record()).await {
                 Ok(winner) if winner.backend_id != fresh.backend.id().as_str() => {
                     fresh = self.materialize(&winner);
@@ -347,6 +347,11 @@ impl Inner {
             // Another call bound it first; this one's slot is not needed.
             self.limiter.session_closed(caller.limit_key());
         } else {
+            if self.store.as_ref().is_some_and(|s| !s.shared()) {
+                // A store of this process alone: written behind, within milliseconds, so
+                // binding costs no transaction on the request path.
+                self.persist(Change::Put(session.record()));
+            }
             info!(target: "audit", event = "session_create", kind = "bound", session_id, user = caller.user.unwrap_or(""), peer = %peer_text(caller.peer), backend = %session.backend.id(), "session bound");
         }
         self.usable(method, session).await
@@ -624,11 +629,9 @@ impl Observer for CallEnd {
         backend.metrics.active_streams.dec();
         self.session.call_finished();
         let code = code.unwrap_or(tonic::Code::Cancelled as i32);
-        self.inner.metrics.call_finished(
-            self.method.name(),
-            code_name(code),
-            &backend.metrics.label,
-        );
+        backend
+            .metrics
+            .call_finished(self.method.index(), self.method.name(), code);
         let stats = &self.session.stats;
         if self.method == RpcMethod::ExecutePlan {
             stats.active_operations.fetch_sub(1, Ordering::Relaxed);

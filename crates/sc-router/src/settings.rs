@@ -22,6 +22,9 @@ pub struct RouterSettings {
     pub stream_window: u32,
     /// HTTP/2 receive window of each backend connection, in bytes (shared by all its streams).
     pub connection_window: u32,
+    /// Largest HTTP/2 frame the proxy accepts, in bytes (advertised to backends and clients):
+    /// large frames let a backend send a result batch in a few frames instead of one per 16 KiB.
+    pub max_frame_size: u32,
     /// How long a call may take to send its first message (a call that opens a stream and sends
     /// nothing is cut after this; clients send it at once).
     #[serde(with = "humantime_serde")]
@@ -78,6 +81,7 @@ impl Default for RouterSettings {
             keepalive_interval: Duration::from_secs(30),
             stream_window: 4 * 1024 * 1024,
             connection_window: 256 * 1024 * 1024,
+            max_frame_size: 1024 * 1024,
             first_message_timeout: Duration::from_secs(30),
             limits: crate::limits::LimitSettings::default(),
             health: crate::health::HealthSettings::default(),
@@ -99,6 +103,12 @@ impl RouterSettings {
             return Err(
                 "router.stream_window must be at least 65535 and router.connection_window at least router.stream_window".into(),
             );
+        }
+        if !(16_384..=16_777_215).contains(&self.max_frame_size) {
+            return Err(format!(
+                "router.max_frame_size is {}; HTTP/2 allows 16384 to 16777215 bytes",
+                self.max_frame_size
+            ));
         }
         self.limits.validate()?;
         self.health.validate()?;

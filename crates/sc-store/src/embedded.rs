@@ -14,6 +14,7 @@ use crate::{
 const SESSIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("sessions");
 const OPERATIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("operations");
 const NAME: &str = "embedded";
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The session table in a redb file. Only one process may open the file at a time (redb locks
 /// it); a second proxy pointed at the same file fails at start-up with a message saying so.
@@ -56,7 +57,11 @@ impl RedbStore {
                 ))
             })?;
         }
-        let db = Database::create(&path).map_err(|e| {
+        // A small page cache: the table is read whole once at start-up, then only written.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| {
             StoreError::Config(format!(
                 "cannot open the session database store.path '{}': {e} (is another proxy using it? each proxy needs its own file; replicas share state with store.type: redis)",
                 path.display()
