@@ -22,9 +22,12 @@ pub(crate) struct BackendHandle {
     /// session ends.
     pub(crate) removed: AtomicBool,
     session_count: std::sync::atomic::AtomicUsize,
-    /// One HTTP/2 connection shared by every session on the backend; tonic reconnects it when it
-    /// breaks. Cloning it is cheap.
+    /// One HTTP/2 connection for the proxy's own calls (health probes, releases) and for
+    /// forwarding to TLS backends; tonic reconnects it when it breaks. Cloning it is cheap.
     pub(crate) channel: Channel,
+    /// The forwarding connection to a plaintext backend (hyper directly, one task hop less per
+    /// call than `channel`).
+    pub(crate) direct: Option<crate::direct::DirectConnection>,
     pub(crate) metrics: BackendMetrics,
     pub(crate) draining: AtomicBool,
     pub(crate) endpoint_text: String,
@@ -52,6 +55,10 @@ impl BackendHandle {
         metrics: &Metrics,
     ) -> Result<Self, RouterError> {
         let channel = connect_lazy(&backend, settings)?;
+        let direct = match backend.tls {
+            None => crate::direct::DirectConnection::for_endpoint(&backend.endpoint, settings),
+            Some(_) => None,
+        };
         let authorization =
             match &backend.auth_token {
                 Some(token) => {
@@ -80,6 +87,7 @@ impl BackendHandle {
             backend,
             provider,
             started,
+            direct,
             idle_since_ms: AtomicU64::new(crate::registry::now_ms()),
             removed: AtomicBool::new(false),
             session_count: Default::default(),
@@ -343,6 +351,7 @@ impl BackendPool {
                     backend: plain,
                     provider: Arc::new(Detached),
                     started: false,
+                    direct: None,
                     idle_since_ms: AtomicU64::new(0),
                     removed: AtomicBool::new(true),
                     session_count: Default::default(),

@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 mod backends;
+mod direct;
 mod error;
 mod forward;
 mod health;

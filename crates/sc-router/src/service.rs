@@ -216,10 +216,18 @@ impl Inner {
             started: std::time::Instant::now(),
             _permit: permit,
         };
-        let response = match backend.channel.clone().oneshot(request).await {
+        let sent = match &backend.direct {
+            Some(direct) => direct.send(request).await,
+            None => backend
+                .channel
+                .clone()
+                .oneshot(request)
+                .await
+                .map_err(|e| transport_reason(&e)),
+        };
+        let response = match sent {
             Ok(response) => response,
-            Err(error) => {
-                let reason = transport_reason(&error);
+            Err(reason) => {
                 crate::health::mark_unreachable(&self.settings.health, &backend, &reason);
                 let error = backend.unavailable(reason);
                 warn!(backend = %backend.id(), %error, "backend call failed");

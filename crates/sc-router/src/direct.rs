@@ -1,0 +1,138 @@
+//! The forwarding connection to a plaintext backend: one HTTP/2 connection driven by hyper
+//! directly.
+//!
+//! tonic's `Channel` puts a `tower::buffer::Buffer` (a queue and a worker task) and a URI rewrite
+//! in front of every call; the profile of the forwarding path showed the extra task hop and its
+//! cross-thread wake-ups as a visible share of a unary call (docs/benchmarks.md). Here a call
+//! clones the connection's `SendRequest` and sends on it. The connection is made on first use
+//! and again after it breaks; concurrent callers wait for one connection attempt.
+//! Backends reached over TLS keep using the `Channel` (and its TLS set-up).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use http::uri::{Authority, Scheme};
+use hyper::client::conn::http2::{Builder, SendRequest};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tonic::body::Body;
+use tracing::debug;
+
+use crate::RouterSettings;
+
+/// One backend's forwarding connection.
+pub(crate) struct DirectConnection {
+    authority: Authority,
+    connect_timeout: Duration,
+    builder: Builder<TokioExecutor>,
+    sender: ArcSwapOption<SendRequest<Body>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for DirectConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectConnection")
+            .field("authority", &self.authority)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DirectConnection {
+    /// For a plaintext (`http://host:port`) endpoint; `None` for anything else.
+    pub(crate) fn for_endpoint(uri: &http::Uri, s: &RouterSettings) -> Option<Self> {
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return None;
+        }
+        let authority = uri.authority()?.clone();
+        authority.port_u16()?;
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .initial_stream_window_size(s.stream_window)
+            .initial_connection_window_size(s.connection_window)
+            .max_frame_size(s.max_frame_size)
+            .keep_alive_interval(s.keepalive_interval)
+            .keep_alive_timeout(s.keepalive_interval.max(Duration::from_secs(20)))
+            .keep_alive_while_idle(true);
+        Some(DirectConnection {
+            authority,
+            connect_timeout: s.connect_timeout,
+            builder,
+            sender: ArcSwapOption::empty(),
+            connecting: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn current(&self) -> Option<SendRequest<Body>> {
+        self.sender
+            .load()
+            .as_ref()
+            .filter(|s| !s.is_closed())
+            .map(|s| SendRequest::clone(s))
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Body>, String> {
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(sender) = self.current() {
+            return Ok(sender);
+        }
+        let address = self.authority.as_str();
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        .map_err(|_| format!("tcp connect timed out after {:?}", self.connect_timeout))?
+        .map_err(|e| format!("tcp connect error: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = self
+            .builder
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP/2 handshake failed: {}", chain(&e)))?;
+        let authority = self.authority.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                debug!(backend = %authority, error = %chain(&e), "backend connection ended");
+            }
+        });
+        self.sender.store(Some(Arc::new(sender.clone())));
+        Ok(sender)
+    }
+
+    /// Sends one call; the error says what failed at the transport level.
+    pub(crate) async fn send(
+        &self,
+        request: http::Request<Body>,
+    ) -> Result<http::Response<Body>, String> {
+        let mut sender = match self.current() {
+            Some(sender) => sender,
+            None => self.connect().await?,
+        };
+        let (mut parts, body) = request.into_parts();
+        let mut uri = std::mem::take(&mut parts.uri).into_parts();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(self.authority.clone());
+        parts.uri = http::Uri::from_parts(uri).map_err(|e| format!("bad request URI: {e}"))?;
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("connection lost: {}", chain(&e)))?;
+        let response = sender
+            .send_request(http::Request::from_parts(parts, body))
+            .await
+            .map_err(|e| chain(&e))?;
+        Ok(response.map(Body::new))
+    }
+}
+
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
