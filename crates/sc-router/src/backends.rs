@@ -55,10 +55,6 @@ impl BackendHandle {
         metrics: &Metrics,
     ) -> Result<Self, RouterError> {
         let channel = connect_lazy(&backend, settings)?;
-        let direct = match backend.tls {
-            None => crate::direct::DirectConnection::for_endpoint(&backend.endpoint, settings),
-            Some(_) => None,
-        };
         let authorization =
             match &backend.auth_token {
                 Some(token) => {
@@ -74,8 +70,33 @@ impl BackendHandle {
                 }
                 None => None,
             };
+        Ok(Self::assemble(
+            backend,
+            provider,
+            started,
+            channel,
+            authorization,
+            settings,
+            metrics,
+        ))
+    }
+
+    /// The handle around a connection already set up (cannot fail).
+    fn assemble(
+        backend: Backend,
+        provider: Arc<dyn BackendProvider>,
+        started: bool,
+        channel: Channel,
+        authorization: Option<http::HeaderValue>,
+        settings: &RouterSettings,
+        metrics: &Metrics,
+    ) -> Self {
+        let direct = match backend.tls {
+            None => crate::direct::DirectConnection::for_endpoint(&backend.endpoint, settings),
+            Some(_) => None,
+        };
         let metrics = metrics.backend(&backend.id);
-        Ok(BackendHandle {
+        BackendHandle {
             health: crate::health::Health::new(metrics.up.clone()),
             authorization,
             metrics,
@@ -93,7 +114,7 @@ impl BackendHandle {
             session_count: Default::default(),
             channel,
             draining: AtomicBool::new(false),
-        })
+        }
     }
 
     /// Whether new sessions may go here (healthy, not draining, not removed).
@@ -327,39 +348,16 @@ impl BackendPool {
         let endpoint = endpoint
             .parse()
             .unwrap_or_else(|_| http::Uri::from_static("http://0.0.0.0:9"));
-        let backend = Backend::new(BackendId::new(id), endpoint);
-        let handle = match BackendHandle::new(
-            backend.clone(),
+        let channel = Endpoint::from(endpoint.clone()).connect_lazy();
+        let handle = BackendHandle::assemble(
+            Backend::new(BackendId::new(id), endpoint),
             Arc::new(Detached),
             false,
+            channel,
+            None,
             &self.settings,
             &self.metrics,
-        ) {
-            Ok(handle) => handle,
-            Err(_) => {
-                let plain = Backend::new(
-                    backend.id.clone(),
-                    http::Uri::from_static("http://0.0.0.0:9"),
-                );
-                let channel = Endpoint::from(plain.endpoint.clone()).connect_lazy();
-                let metrics = self.metrics.backend(&plain.id);
-                BackendHandle {
-                    health: crate::health::Health::new(metrics.up.clone()),
-                    authorization: None,
-                    metrics,
-                    endpoint_text: plain.endpoint.to_string(),
-                    backend: plain,
-                    provider: Arc::new(Detached),
-                    started: false,
-                    direct: None,
-                    idle_since_ms: AtomicU64::new(0),
-                    removed: AtomicBool::new(true),
-                    session_count: Default::default(),
-                    channel,
-                    draining: AtomicBool::new(true),
-                }
-            }
-        };
+        );
         handle.removed.store(true, Ordering::Relaxed);
         Arc::new(handle)
     }

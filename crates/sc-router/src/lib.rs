@@ -491,8 +491,7 @@ impl Inner {
         self.limiter
             .session_closed(session.user_id.as_deref().unwrap_or("anonymous"));
         self.metrics.session_closed(reason);
-        let kind = session.record().kind;
-        self.persist(Change::Remove(kind, session.id.clone()));
+        self.persist(Change::Remove(session.record_kind(), session.id.clone()));
         for op in operations {
             self.persist(Change::RemoveOperation(op));
         }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::registry::{Session, now_ms};
-use crate::{Inner, RouterError, SessionKind};
+use crate::{Inner, RouterError};
 
 /// Starts the task that writes changes to the store in batches, in order. A failed batch is
 /// retried with a growing pause (up to a minute) so that a store that comes back gets every
@@ -227,15 +227,11 @@ impl Inner {
     /// Looks a session up in a shared store (one another replica created), and caches it.
     pub(crate) async fn fetch(
         &self,
-        kind: SessionKind,
+        kind: RecordKind,
         id: &str,
     ) -> Result<Option<Arc<Session>>, RouterError> {
         let Some(store) = self.store.as_ref().filter(|s| s.shared()) else {
             return Ok(None);
-        };
-        let kind = match kind {
-            SessionKind::Control => RecordKind::Control,
-            SessionKind::Bound => RecordKind::Bound,
         };
         Ok(store
             .get(kind, id)
@@ -255,17 +251,7 @@ impl Inner {
         else {
             return Ok(None);
         };
-        let kind = match kind {
-            RecordKind::Control => SessionKind::Control,
-            RecordKind::Bound => SessionKind::Bound,
-        };
-        if let Some(session) = self.registry.find_kind(
-            match kind {
-                SessionKind::Control => RecordKind::Control,
-                SessionKind::Bound => RecordKind::Bound,
-            },
-            &session_id,
-        ) {
+        if let Some(session) = self.registry.find_kind(kind, &session_id) {
             return Ok(Some(session));
         }
         self.fetch(kind, &session_id).await
@@ -286,8 +272,7 @@ impl Inner {
             return Ok(true);
         }
         session.checked_ms.store(now, Ordering::Relaxed);
-        let record = session.record();
-        match store.get(record.kind, &record.id).await {
+        match store.get(session.record_kind(), &session.id).await {
             Ok(Some(stored)) => {
                 if let Some(why) = stored.dead {
                     session.mark_dead(why);

@@ -61,6 +61,24 @@ pub struct SessionMetrics {
     pub last_activity_ms: u64,
 }
 
+impl From<SessionKind> for RecordKind {
+    fn from(kind: SessionKind) -> Self {
+        match kind {
+            SessionKind::Control => RecordKind::Control,
+            SessionKind::Bound => RecordKind::Bound,
+        }
+    }
+}
+
+impl From<RecordKind> for SessionKind {
+    fn from(kind: RecordKind) -> Self {
+        match kind {
+            RecordKind::Control => SessionKind::Control,
+            RecordKind::Bound => SessionKind::Bound,
+        }
+    }
+}
+
 /// One session known to the router.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -128,10 +146,7 @@ impl Session {
 
     /// A session as a store has it, bound again to `backend`.
     pub(crate) fn from_record(record: &SessionRecord, backend: Arc<BackendHandle>) -> Self {
-        let kind = match record.kind {
-            RecordKind::Control => SessionKind::Control,
-            RecordKind::Bound => SessionKind::Bound,
-        };
+        let kind = SessionKind::from(record.kind);
         let mut session = Session::new(record.id.clone(), kind, record.user_id.clone(), backend);
         session.created_at = UNIX_EPOCH + Duration::from_millis(record.created_at_ms);
         session
@@ -162,10 +177,7 @@ impl Session {
     pub(crate) fn record(&self) -> SessionRecord {
         SessionRecord {
             id: self.id.clone(),
-            kind: match self.kind {
-                SessionKind::Control => RecordKind::Control,
-                SessionKind::Bound => RecordKind::Bound,
-            },
+            kind: self.kind.into(),
             user_id: self.user_id.clone(),
             backend_id: self.backend.id().to_string(),
             endpoint: self.backend.endpoint_text.clone(),
@@ -281,10 +293,7 @@ impl Session {
     }
 
     pub(crate) fn record_kind(&self) -> RecordKind {
-        match self.kind {
-            SessionKind::Control => RecordKind::Control,
-            SessionKind::Bound => RecordKind::Bound,
-        }
+        self.kind.into()
     }
 
     pub(crate) fn spark_sessions(&self) -> Vec<(String, String)> {

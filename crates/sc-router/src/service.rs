@@ -25,7 +25,7 @@ use crate::error::code_name;
 use crate::forward::{self, Downstream, Observer, Upstream};
 use crate::registry::{Session, SessionKind};
 use crate::{Inner, RouterError};
-use sc_store::{Change, OperationRecord};
+use sc_store::{Change, OperationRecord, RecordKind};
 
 /// The request header that names a control-plane session.
 pub const SESSION_HEADER: &str = "x-spark-connect-session-id";
@@ -266,7 +266,7 @@ impl Inner {
             let id = id.trim();
             let session = match self.registry.control(id) {
                 Some(session) if self.revalidate(&session).await? => Some(session),
-                _ => self.fetch(SessionKind::Control, id).await?,
+                _ => self.fetch(RecordKind::Control, id).await?,
             };
             let Some(session) = session else {
                 return Err(match self.registry.tombstone(id) {
@@ -289,7 +289,7 @@ impl Inner {
         let session_id = fields.session_id.ok_or(RouterError::MissingSessionId)?;
         let known = match self.registry.bound(session_id) {
             Some(session) if self.revalidate(&session).await? => Some(session),
-            _ => self.fetch(SessionKind::Bound, session_id).await?,
+            _ => self.fetch(RecordKind::Bound, session_id).await?,
         };
         if let Some(session) = known {
             caller.may_use(&session)?;

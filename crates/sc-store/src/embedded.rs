@@ -83,6 +83,23 @@ impl RedbStore {
         &self.path
     }
 
+    /// One JSON record of `table` by key.
+    async fn read_one<T: for<'de> serde::Deserialize<'de> + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: String,
+    ) -> Result<Option<T>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(table).map_err(unavailable)?;
+            match table.get(key.as_str()).map_err(unavailable)? {
+                Some(value) => Ok(Some(from_json(NAME, &key, value.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
@@ -129,16 +146,7 @@ impl SessionStore for RedbStore {
     }
 
     async fn get(&self, kind: RecordKind, id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let key = record_key(kind, id);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let table = txn.open_table(SESSIONS).map_err(unavailable)?;
-            match table.get(key.as_str()).map_err(unavailable)? {
-                Some(value) => Ok(Some(from_json(NAME, &key, value.value())?)),
-                None => Ok(None),
-            }
-        })
-        .await
+        self.read_one(SESSIONS, record_key(kind, id)).await
     }
 
     async fn create(&self, record: &SessionRecord) -> Result<SessionRecord, StoreError> {
@@ -206,16 +214,7 @@ impl SessionStore for RedbStore {
     }
 
     async fn operation(&self, operation_id: &str) -> Result<Option<OperationRecord>, StoreError> {
-        let op = operation_id.to_owned();
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let table = txn.open_table(OPERATIONS).map_err(unavailable)?;
-            match table.get(op.as_str()).map_err(unavailable)? {
-                Some(value) => Ok(Some(from_json(NAME, &op, value.value())?)),
-                None => Ok(None),
-            }
-        })
-        .await
+        self.read_one(OPERATIONS, operation_id.to_owned()).await
     }
 }
 

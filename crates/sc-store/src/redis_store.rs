@@ -96,6 +96,18 @@ impl RedisStore {
         u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
     }
 
+    /// One JSON record by key.
+    async fn read_one<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let mut con = self.connection.clone();
+        let value: Option<Vec<u8>> = self
+            .timed(redis::cmd("GET").arg(key).query_async(&mut con))
+            .await?;
+        value.map(|v| from_json(NAME, key, &v)).transpose()
+    }
+
     async fn timed<T>(
         &self,
         f: impl Future<Output = redis::RedisResult<T>>,
@@ -159,12 +171,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn get(&self, kind: RecordKind, id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let key = self.session_key(kind, id);
-        let mut con = self.connection.clone();
-        let value: Option<Vec<u8>> = self
-            .timed(redis::cmd("GET").arg(&key).query_async(&mut con))
-            .await?;
-        value.map(|v| from_json(NAME, &key, &v)).transpose()
+        self.read_one(&self.session_key(kind, id)).await
     }
 
     async fn create(&self, record: &SessionRecord) -> Result<SessionRecord, StoreError> {
@@ -238,12 +245,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn operation(&self, operation_id: &str) -> Result<Option<OperationRecord>, StoreError> {
-        let key = self.operation_key(operation_id);
-        let mut con = self.connection.clone();
-        let value: Option<Vec<u8>> = self
-            .timed(redis::cmd("GET").arg(&key).query_async(&mut con))
-            .await?;
-        value.map(|v| from_json(NAME, &key, &v)).transpose()
+        self.read_one(&self.operation_key(operation_id)).await
     }
 }
 
