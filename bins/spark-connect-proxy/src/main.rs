@@ -82,7 +82,9 @@ fn main() -> anyhow::Result<()> {
         .with(audit)
         .init();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The main thread runs the control plane, the acceptor and background work; gRPC calls are
+    // served on `server.worker_threads` threads of their own (sc_proxy's `workers`).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

@@ -30,6 +30,14 @@ struct Cli {
         global = true
     )]
     control: String,
+    /// Bearer token for the control plane, when the proxy requires authentication.
+    #[arg(
+        long,
+        env = "SPARK_CONNECT_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    token: Option<String>,
     /// Do not show query progress.
     #[arg(long, global = true)]
     no_progress: bool,
@@ -119,7 +127,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::Session { action }) => rt.block_on(session_command(&cli.control, action)),
+        Some(Command::Session { action }) => {
+            rt.block_on(session_command(&cli.control, cli.token.as_deref(), action))
+        }
         Some(Command::Sql {
             ref query,
             format,
@@ -159,8 +169,17 @@ async fn connect(cli: &Cli) -> anyhow::Result<SparkSession> {
     Ok(spark)
 }
 
-async fn session_command(control: &str, action: SessionAction) -> anyhow::Result<()> {
-    let client = ControlPlaneClient::new(control)?;
+async fn session_command(
+    control: &str,
+    token: Option<&str>,
+    action: SessionAction,
+) -> anyhow::Result<()> {
+    // The printed connection string leaves the token out: it is a secret, and the user has it.
+    let printer = ControlPlaneClient::new(control)?;
+    let client = match token {
+        Some(t) => printer.clone().with_token(t),
+        None => printer.clone(),
+    };
     match action {
         SessionAction::Create { user } => {
             let s = client.create_session(user.as_deref()).await?;
@@ -168,7 +187,7 @@ async fn session_command(control: &str, action: SessionAction) -> anyhow::Result
             if let Some(b) = &s.backend {
                 println!("backend:           {b}");
             }
-            if let Ok(c) = client.connection_string(&s) {
+            if let Ok(c) = printer.connection_string(&s) {
                 println!("connection string: {c}");
             }
         }

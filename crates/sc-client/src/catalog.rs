@@ -116,7 +116,13 @@ impl Catalog {
 
     async fn scalar_string(&self, t: CatType) -> Result<String> {
         let b = self.batch(t).await?;
-        strings(&b, b.schema().field(0).name())?
+        let schema = b.schema();
+        let Some(first) = schema.fields().first() else {
+            return Err(Error::Protocol(
+                "catalog returned a result without columns".into(),
+            ));
+        };
+        strings(&b, first.name())?
             .into_iter()
             .next()
             .flatten()

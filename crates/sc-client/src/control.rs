@@ -197,6 +197,10 @@ impl ControlPlaneClient {
         if let (None, Some(user)) = (&parsed.user_id, &session.user_id) {
             extra.push(format!("user_id={}", percent_encode(user)));
         }
+        // A proxy that authenticates the control plane authenticates gRPC calls the same way.
+        if let (None, Some(token)) = (&parsed.token, &self.token) {
+            extra.push(format!("token={}", percent_encode(token)));
+        }
         if extra.is_empty() {
             return Ok(base);
         }
@@ -288,6 +292,13 @@ mod tests {
         s.user_id = Some("al ice;x".into());
         let parsed = ConnectionString::parse(&c.connection_string(&s).unwrap()).unwrap();
         assert_eq!(parsed.user_id.as_deref(), Some("al ice;x"));
+        // The control plane's token goes with the session, unless the string has its own.
+        let c = c.with_token("s3cret");
+        let parsed = ConnectionString::parse(&c.connection_string(&s).unwrap()).unwrap();
+        assert_eq!(parsed.token.as_deref(), Some("s3cret"));
+        let c = c.with_remote("sc://127.0.0.1:15002/;token=other");
+        let parsed = ConnectionString::parse(&c.connection_string(&s).unwrap()).unwrap();
+        assert_eq!(parsed.token.as_deref(), Some("other"));
     }
 
     #[test]

@@ -1054,21 +1054,12 @@ fn arrow_select_concat(
     schema: &SchemaRef,
     batches: &[RecordBatch],
 ) -> std::result::Result<RecordBatch, arrow_schema::ArrowError> {
-    if batches.len() == 1
-        && let Some(b) = batches.first()
-    {
-        return Ok(b.clone());
+    match batches {
+        [] => Ok(RecordBatch::new_empty(schema.clone())),
+        [one] => Ok(one.clone()),
+        // Batches whose schema differs from the first one's are an error, not a panic.
+        [first, ..] => arrow_select::concat::concat_batches(&first.schema(), batches),
     }
-    if batches.is_empty() {
-        return Ok(RecordBatch::new_empty(schema.clone()));
-    }
-    // Concatenate column by column.
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    for i in 0..schema.fields().len() {
-        let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
-        columns.push(arrow_select::concat::concat(&arrays)?);
-    }
-    RecordBatch::try_new(batches[0].schema(), columns)
 }
 
 // === GroupedData ===

@@ -210,6 +210,30 @@ pub struct ServerConfig {
     /// (`router.keepalive_interval`), so this must be longer than that interval.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Threads serving gRPC connections, each with its own single-threaded runtime and its own
+    /// connection to every backend, so a call never changes threads. 0: one per CPU.
+    pub worker_threads: usize,
+    /// The Go spark-connect-proxy's place for the control plane's address; the same as
+    /// `control.listen_addr`.
+    pub control_api: Option<ControlApiConfig>,
+}
+
+/// `server.control_api` (the Go spark-connect-proxy's key).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlApiConfig {
+    /// `host:port` of the control plane.
+    pub listen_addr: String,
+}
+
+impl ServerConfig {
+    /// The number of gRPC worker threads: `worker_threads`, or one per CPU.
+    pub fn threads(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            n => n,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -219,6 +243,8 @@ impl Default for ServerConfig {
             tls: TlsConfig::default(),
             shutdown_grace: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
+            worker_threads: 0,
+            control_api: None,
         }
     }
 }
@@ -305,12 +331,34 @@ impl ProxyConfig {
     }
 
     fn from_figment(figment: Figment) -> Result<ProxyConfig, ConfigError> {
-        let config: ProxyConfig = figment.extract().map_err(|errors| {
+        let mut config: ProxyConfig = figment.extract().map_err(|errors| {
             let all: Vec<String> = errors.into_iter().map(|e| describe(&e)).collect();
             ConfigError::Load(all.join("; "))
         })?;
+        config.apply_go_forms()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The Go spark-connect-proxy's spellings: `server.control_api.listen_addr` for the control
+    /// plane's address, and `:port` for a port on every interface.
+    fn apply_go_forms(&mut self) -> Result<(), ConfigError> {
+        if let Some(api) = self.server.control_api.take() {
+            let default = ControlConfig::default().listen_addr;
+            if self.control.listen_addr != default && self.control.listen_addr != api.listen_addr {
+                return Err(ConfigError::Invalid(format!(
+                    "control.listen_addr '{}' and server.control_api.listen_addr '{}' disagree; keep one of them",
+                    self.control.listen_addr, api.listen_addr
+                )));
+            }
+            self.control.listen_addr = api.listen_addr;
+        }
+        for addr in [&mut self.server.listen_addr, &mut self.control.listen_addr] {
+            if addr.starts_with(':') {
+                *addr = format!("0.0.0.0{addr}");
+            }
+        }
+        Ok(())
     }
 
     /// Checks everything that serde cannot; the error names the key.
@@ -320,6 +368,12 @@ impl ProxyConfig {
         self.router.validate().map_err(ConfigError::Invalid)?;
         check_addr("server.listen_addr", &self.server.listen_addr)?;
         check_addr("control.listen_addr", &self.control.listen_addr)?;
+        if self.server.worker_threads > 1024 {
+            return Err(ConfigError::Invalid(format!(
+                "server.worker_threads is {}; use 0 (one per CPU) or a number up to 1024",
+                self.server.worker_threads
+            )));
+        }
         self.authenticator()?;
         if !self.auth.enabled() {
             for (key, addr) in [
@@ -536,6 +590,22 @@ server:
         assert_eq!(c.policy().unwrap().name(), "MAX_SESSIONS");
         assert_eq!(c.server.listen_addr, "localhost:8080");
         assert_eq!(c.provider().unwrap().name(), "manual spark");
+
+        // The Go proxy's docker configuration: `:port` and `server.control_api`. Listening on
+        // every interface still needs authentication (or an explicit `auth.anonymous`).
+        let go_docker = "backend_provider:\n  name: docker spark clusters\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: spark1:15002\nload_policy:\n  type: ROUND_ROBIN\nserver:\n  listen_addr: \":8080\"\n  control_api:\n    listen_addr: \"0.0.0.0:8081\"\n  tls:\n    enabled: false\n";
+        let e = err(go_docker);
+        assert!(
+            e.contains("server.listen_addr '0.0.0.0:8080'") && e.contains("auth"),
+            "{e}"
+        );
+        let c = ProxyConfig::from_yaml(&format!("{go_docker}auth:\n  anonymous: true\n")).unwrap();
+        assert_eq!(c.server.listen_addr, "0.0.0.0:8080");
+        assert_eq!(c.control.listen_addr, "0.0.0.0:8081");
+        let e = err(
+            "control:\n  listen_addr: 127.0.0.1:9001\nserver:\n  control_api:\n    listen_addr: 127.0.0.1:9002\n",
+        );
+        assert!(e.contains("disagree"), "{e}");
     }
 
     #[test]

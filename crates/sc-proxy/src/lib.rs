@@ -9,6 +9,7 @@
 pub mod config;
 mod serve;
 mod tls;
+mod workers;
 
 pub use config::{ConfigError, ProxyConfig};
 pub use serve::{Proxy, ServeError};

@@ -3,17 +3,16 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use futures_util::StreamExt as _;
 use sc_control::ControlState;
 use sc_router::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tracing::{info, warn};
 
 use crate::config::{ConfigError, ProxyConfig};
 use crate::tls::{self, ReloadableTls};
+use crate::workers::Workers;
 
 /// Why the proxy could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -75,8 +74,11 @@ impl Proxy {
                 "sessions are kept in the session store"
             );
         }
+        // One backend connection per gRPC worker thread (see `workers`).
+        let mut settings = config.router.clone();
+        settings.connection_lanes = config.server.threads();
         let router = Router::builder()
-            .settings(config.router.clone())
+            .settings(settings)
             .provider(config.provider()?)
             .policy(config.policy()?)
             .admin_group(config.auth.admin_group.clone())
@@ -165,28 +167,19 @@ impl Proxy {
         let grpc_service = builder.layer(auth_layer).add_service(router.service());
         let idle_timeout = config.server.idle_timeout;
         let mut reloadable = Vec::new();
-        let grpc_task = if tls.enabled {
+        let grpc_tls = if tls.enabled {
             let grpc_tls = ReloadableTls::new(tls, &[b"h2"])?;
             reloadable.push(grpc_tls.clone());
-            let accepted = tls::accept_tls(grpc, grpc_tls, move |stream| {
-                IdleTimeout::new(stream, idle_timeout)
-            });
-            let incoming = tokio_stream::wrappers::ReceiverStream::new(accepted)
-                .map(|(stream, _)| Ok::<_, std::io::Error>(stream));
-            tokio::spawn(
-                grpc_service.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())),
-            )
+            Some(grpc_tls)
         } else {
-            let incoming = TcpListenerStream::new(grpc).map(move |accepted| {
-                accepted.map(|stream| {
-                    let _ = stream.set_nodelay(true);
-                    IdleTimeout::new(stream, idle_timeout)
-                })
-            });
-            tokio::spawn(
-                grpc_service.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())),
-            )
+            None
         };
+        let threads = config.server.threads();
+        let workers = Workers::start(threads, &grpc_service, grpc_tls, idle_timeout, &stop_rx)
+            .map_err(|e| {
+                ServeError::Server(format!("cannot start the gRPC worker threads: {e}"))
+            })?;
+        let grpc_task = tokio::spawn(workers.serve(grpc, stop_rx.clone()));
 
         let state = ControlState {
             router: router.clone(),
@@ -236,6 +229,7 @@ impl Proxy {
             policy = router.policy_name(),
             backends = router.backends().len(),
             tls = tls.enabled,
+            worker_threads = threads,
             "spark connect proxy serving"
         );
 
@@ -272,19 +266,49 @@ impl Proxy {
 }
 
 /// A client connection closed when nothing has been received on it for a while.
-struct IdleTimeout {
-    inner: std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<tokio::net::TcpStream>>>,
+///
+/// A read does not touch the timer: it only notes the time. The timer fires at most once per
+/// `timeout`, and then either closes the connection or moves its deadline past the last read.
+/// (Re-arming a timer on every read made each call wake the runtime's I/O driver; see
+/// docs/benchmarks.md.)
+pub(crate) struct IdleTimeout {
+    stream: tokio::net::TcpStream,
+    timeout: std::time::Duration,
+    last_read: tokio::time::Instant,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     info: tonic::transport::server::TcpConnectInfo,
 }
 
 impl IdleTimeout {
-    fn new(stream: tokio::net::TcpStream, timeout: std::time::Duration) -> Self {
+    pub(crate) fn new(stream: tokio::net::TcpStream, timeout: std::time::Duration) -> Self {
         let info = tonic::transport::server::Connected::connect_info(&stream);
-        let mut inner = tokio_io_timeout::TimeoutStream::new(stream);
-        inner.set_read_timeout(Some(timeout));
+        let now = tokio::time::Instant::now();
         IdleTimeout {
-            inner: Box::pin(inner),
+            stream,
+            timeout,
+            last_read: now,
+            deadline: Box::pin(tokio::time::sleep_until(now + timeout)),
             info,
+        }
+    }
+
+    /// Ready with an error once nothing has been read for `timeout`.
+    fn poll_idle(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Error> {
+        loop {
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return std::task::Poll::Pending;
+            }
+            let due = self.last_read + self.timeout;
+            if due <= tokio::time::Instant::now() {
+                return std::task::Poll::Ready(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "nothing received for {:?} (server.idle_timeout)",
+                        self.timeout
+                    ),
+                ));
+            }
+            self.deadline.as_mut().reset(due);
         }
     }
 }
@@ -299,47 +323,57 @@ impl tonic::transport::server::Connected for IdleTimeout {
 
 impl tokio::io::AsyncRead for IdleTimeout {
     fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        self.inner.as_mut().poll_read(cx, buf)
+        let this = self.get_mut();
+        let filled = buf.filled().len();
+        match std::pin::Pin::new(&mut this.stream).poll_read(cx, buf) {
+            std::task::Poll::Ready(result) => {
+                if buf.filled().len() > filled {
+                    this.last_read = tokio::time::Instant::now();
+                }
+                std::task::Poll::Ready(result)
+            }
+            std::task::Poll::Pending => this.poll_idle(cx).map(Err),
+        }
     }
 }
 
 impl tokio::io::AsyncWrite for IdleTimeout {
     fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        self.inner.as_mut().poll_write(cx, buf)
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
     }
 
     fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        self.inner.as_mut().poll_flush(cx)
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
     }
 
     fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        self.inner.as_mut().poll_shutdown(cx)
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        self.inner.as_mut().poll_write_vectored(cx, bufs)
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.stream.is_write_vectored()
     }
 }
 

@@ -204,19 +204,46 @@ where
                 break;
             }
             let _ = stream.set_nodelay(true);
-            let acceptor = tls.acceptor();
-            let tx = tx.clone();
-            let io = wrap(stream);
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = tx.send((stream, addr)).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(peer = %addr, "TLS handshake timed out"),
-                }
-            });
+            tokio::spawn(handshake(tls.acceptor(), wrap(stream), addr, tx.clone()));
         }
     });
     rx
+}
+
+/// Completes TLS handshakes of connections accepted elsewhere, concurrently, on the current
+/// runtime, handing over finished streams.
+pub(crate) fn handshake_each<S>(
+    mut streams: mpsc::UnboundedReceiver<(S, std::net::SocketAddr)>,
+    tls: Arc<ReloadableTls>,
+) -> mpsc::Receiver<(tokio_rustls::server::TlsStream<S>, std::net::SocketAddr)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some((io, addr)) = streams.recv().await {
+            if tx.is_closed() {
+                break;
+            }
+            tokio::spawn(handshake(tls.acceptor(), io, addr, tx.clone()));
+        }
+    });
+    rx
+}
+
+async fn handshake<S>(
+    acceptor: TlsAcceptor,
+    io: S,
+    addr: std::net::SocketAddr,
+    tx: mpsc::Sender<(tokio_rustls::server::TlsStream<S>, std::net::SocketAddr)>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+        Ok(Ok(stream)) => {
+            let _ = tx.send((stream, addr)).await;
+        }
+        Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(peer = %addr, "TLS handshake timed out"),
+    }
 }

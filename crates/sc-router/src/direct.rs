@@ -7,7 +7,13 @@
 //! clones the connection's `SendRequest` and sends on it. The connection is made on first use
 //! and again after it breaks; concurrent callers wait for one connection attempt.
 //! Backends reached over TLS keep using the `Channel` (and its TLS set-up).
+//!
+//! A server that runs one single-threaded runtime per core (as the proxy binary does) gives each
+//! of its threads a *lane* ([`use_connection_lane`]): a call forwarded from lane `i` uses the
+//! backend's connection `i`, whose task runs on the same thread, so no call wakes another thread.
+//! Threads without a lane (a multi-threaded runtime, background tasks) share one more connection.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,11 +26,30 @@ use tracing::debug;
 
 use crate::RouterSettings;
 
-/// One backend's forwarding connection.
+thread_local! {
+    static LANE: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Calls forwarded from the current thread use the backends' connection number `lane` (out of
+/// [`RouterSettings::connection_lanes`]), which is made, and driven, on this thread.
+///
+/// For servers that run a single-threaded tokio runtime per thread: marking each thread with its
+/// own lane keeps a call and the backend connection it travels on on one thread. Threads never
+/// marked, and lanes out of range, share one connection per backend.
+pub fn use_connection_lane(lane: usize) {
+    LANE.with(|l| l.set(Some(lane)));
+}
+
+/// One backend's forwarding connections: one per lane, plus one shared by threads without one.
 pub(crate) struct DirectConnection {
     authority: Authority,
     connect_timeout: Duration,
     builder: Builder<TokioExecutor>,
+    lanes: Box<[Lane]>,
+}
+
+#[derive(Default)]
+struct Lane {
     sender: ArcSwapOption<SendRequest<Body>>,
     connecting: tokio::sync::Mutex<()>,
 }
@@ -58,22 +83,28 @@ impl DirectConnection {
             authority,
             connect_timeout: s.connect_timeout,
             builder,
-            sender: ArcSwapOption::empty(),
-            connecting: tokio::sync::Mutex::new(()),
+            lanes: (0..=s.connection_lanes).map(|_| Lane::default()).collect(),
         })
     }
 
-    fn current(&self) -> Option<SendRequest<Body>> {
-        self.sender
+    /// This thread's lane.
+    fn lane(&self) -> &Lane {
+        let shared = self.lanes.len() - 1;
+        let i = LANE.with(Cell::get).map_or(shared, |i| i.min(shared));
+        &self.lanes[i]
+    }
+
+    fn current(lane: &Lane) -> Option<SendRequest<Body>> {
+        lane.sender
             .load()
             .as_ref()
             .filter(|s| !s.is_closed())
             .map(|s| SendRequest::clone(s))
     }
 
-    async fn connect(&self) -> Result<SendRequest<Body>, String> {
-        let _one_at_a_time = self.connecting.lock().await;
-        if let Some(sender) = self.current() {
+    async fn connect(&self, lane: &Lane) -> Result<SendRequest<Body>, String> {
+        let _one_at_a_time = lane.connecting.lock().await;
+        if let Some(sender) = Self::current(lane) {
             return Ok(sender);
         }
         let address = self.authority.as_str();
@@ -96,7 +127,7 @@ impl DirectConnection {
                 debug!(backend = %authority, error = %chain(&e), "backend connection ended");
             }
         });
-        self.sender.store(Some(Arc::new(sender.clone())));
+        lane.sender.store(Some(Arc::new(sender.clone())));
         Ok(sender)
     }
 
@@ -105,9 +136,10 @@ impl DirectConnection {
         &self,
         request: http::Request<Body>,
     ) -> Result<http::Response<Body>, String> {
-        let mut sender = match self.current() {
+        let lane = self.lane();
+        let mut sender = match Self::current(lane) {
             Some(sender) => sender,
-            None => self.connect().await?,
+            None => self.connect(lane).await?,
         };
         let (mut parts, body) = request.into_parts();
         let mut uri = std::mem::take(&mut parts.uri).into_parts();

@@ -49,6 +49,8 @@ mod registry;
 mod service;
 mod settings;
 
+pub use direct::use_connection_lane;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 

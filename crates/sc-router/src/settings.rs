@@ -35,6 +35,12 @@ pub struct RouterSettings {
     pub health: crate::health::HealthSettings,
     /// Session lifetimes and their bookkeeping.
     pub sessions: SessionSettings,
+    /// How many connections to each plaintext backend are kept for threads marked with
+    /// [`crate::use_connection_lane`] (besides the one shared by all other threads). Set by a
+    /// server that runs a single-threaded runtime per thread, not read from configuration;
+    /// 0 (the default) means every call shares one connection per backend.
+    #[serde(skip)]
+    pub connection_lanes: usize,
 }
 
 /// How long sessions live, and how the router keeps its table (the `router.sessions` section).
@@ -86,6 +92,7 @@ impl Default for RouterSettings {
             limits: crate::limits::LimitSettings::default(),
             health: crate::health::HealthSettings::default(),
             sessions: SessionSettings::default(),
+            connection_lanes: 0,
         }
     }
 }
