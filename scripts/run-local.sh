@@ -30,8 +30,8 @@ CONFIG="$CONFIG_DIR/proxy.yaml"
 mkdir -p "$CONFIG_DIR"
 cat >"$CONFIG" <<YAML
 # Written by scripts/run-local.sh; edit the script, not this file.
-# No backend_provider: the default, LAUNCH, starts Spark Connect servers on demand from the
-# pyspark in $VENV.
+# LAUNCH (the proxy's default provider) starts Spark Connect servers on demand, one per user,
+# from the pyspark in $VENV; the policy is then ON_DEMAND.
 backend_provider:
   name: local spark
   type: LAUNCH

@@ -7,7 +7,8 @@
 #
 # Each server keeps its log, pid, scratch and warehouse under $REPO/.local/spark/NAME/.
 # `start` on a server that is already up on the same port does nothing.
-# Environment: SC_SPARK_START_TIMEOUT (seconds, default 120), SC_SPARK_DRIVER_MEMORY (default 2g).
+# Environment: SC_SPARK_START_TIMEOUT (seconds, default 120), SC_SPARK_DRIVER_MEMORY (default 2g),
+# SC_SPARK_AUTH_TOKEN (the server demands this pre-shared token; written to its spark-defaults.conf).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -87,7 +88,18 @@ cmd_start() {
     ls "$spark_home"/jars/spark-connect_*.jar >/dev/null 2>&1 ||
         die "the pyspark in $VENV has no Spark Connect server jar (need pyspark >= 4.0)"
 
-    mkdir -p "$dir/tmp" "$dir/warehouse" "$LOCAL_DIR/ivy"
+    mkdir -p "$dir/tmp" "$dir/warehouse" "$dir/conf" "$LOCAL_DIR/ivy"
+    # SC_SPARK_AUTH_TOKEN: the server demands this pre-shared token. It goes into the server's
+    # own spark-defaults.conf (readable by this user only), so it is part of Spark's
+    # configuration, as an operator would set it, and never on a command line.
+    rm -f "$dir/conf/spark-defaults.conf"
+    if [ -n "${SC_SPARK_AUTH_TOKEN:-}" ]; then
+        (
+            umask 077
+            printf 'spark.connect.authenticate.token %s\n' "$SC_SPARK_AUTH_TOKEN" \
+                >"$dir/conf/spark-defaults.conf"
+        )
+    fi
     local log_file="$dir/server.log"
     : >"$log_file"
     echo "$port" >"$dir/port"
@@ -104,6 +116,7 @@ cmd_start() {
         export PYSPARK_PYTHON="$VENV/bin/python"
         export PYSPARK_DRIVER_PYTHON="$VENV/bin/python"
         export JAVA_HOME
+        unset SC_SPARK_AUTH_TOKEN SPARK_CONNECT_AUTHENTICATE_TOKEN
         exec setsid "$spark_home/bin/spark-submit" \
             --class org.apache.spark.sql.connect.service.SparkConnectServer \
             --name "spark-connect-$name" \

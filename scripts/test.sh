@@ -70,7 +70,7 @@ bash scripts/spark-server.sh start test-a "$PORT_A" "${SPARK_CONF[@]}" &
 pids+=($!)
 bash scripts/spark-server.sh start test-b "$PORT_B" "${SPARK_CONF[@]}" &
 pids+=($!)
-SPARK_CONNECT_AUTHENTICATE_TOKEN="$SECURE_TOKEN" \
+SC_SPARK_AUTH_TOKEN="$SECURE_TOKEN" \
     bash scripts/spark-server.sh start test-secure "$PORT_SECURE" &
 pids+=($!)
 failed=0

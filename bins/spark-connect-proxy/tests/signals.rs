@@ -66,8 +66,12 @@ async fn start(backend: std::net::SocketAddr, grace: &str) -> Proxy {
 }
 
 fn terminate(child: &Child) {
+    signal(child, "-TERM");
+}
+
+fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([name, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -89,6 +93,15 @@ async fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitSta
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_accepting_and_lets_running_streams_finish() {
+    stops_accepting_and_lets_running_streams_finish("-TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_stops_accepting_and_lets_running_streams_finish() {
+    stops_accepting_and_lets_running_streams_finish("-INT").await;
+}
+
+async fn stops_accepting_and_lets_running_streams_finish(sig: &str) {
     let (backend, _) = spawn_backend("slow").await;
     let mut proxy = start(backend, "30s").await;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", proxy.grpc).parse().unwrap();
@@ -100,11 +113,11 @@ async fn sigterm_stops_accepting_and_lets_running_streams_finish() {
         .into_inner();
     stream.message().await.unwrap().unwrap();
 
-    terminate(&proxy.child);
+    signal(&proxy.child, sig);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
-        "the proxy still accepts connections after SIGTERM"
+        "the proxy still accepts connections after {sig}"
     );
     // The running stream is not cut: every message arrives, slowly read.
     let mut n = 1;

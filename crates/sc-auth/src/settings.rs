@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::authenticator::fingerprint;
+
 /// How callers prove who they are. With nothing configured, authentication is off.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -29,8 +31,8 @@ impl AuthSettings {
     }
 }
 
-/// One static token.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+/// One static token. Its `Debug` output shows the token only as a [`fingerprint`].
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TokenEntry {
     /// The token itself. Prefer `sha256` so the file holds no secret.
@@ -46,23 +48,42 @@ pub struct TokenEntry {
     pub groups: Vec<String>,
 }
 
+impl std::fmt::Debug for TokenEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The fingerprint of a token is the start of its SHA-256, so both forms of one token
+        // print the same thing, and neither prints the token or its whole digest.
+        let hashed = self.sha256.as_deref().map(|h| {
+            let prefix: String = h.trim().chars().take(12).collect();
+            format!("sha256:{}", prefix.to_ascii_lowercase())
+        });
+        f.debug_struct("TokenEntry")
+            .field("token", &self.token.as_deref().map(fingerprint))
+            .field("sha256", &hashed)
+            .field("user", &self.user)
+            .field("groups", &self.groups)
+            .finish()
+    }
+}
+
 /// JWT verification.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct JwtSettings {
-    /// Accepted algorithms: `HS256`, `RS256`, `ES256`.
+    /// Accepted algorithms: `HS256`, `RS256`, `ES256`. HS256 cannot share `key_file` with RS256
+    /// or ES256 (a public key must never double as the HMAC secret).
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<String>,
-    /// A PEM public key (RS256, ES256) or a file holding the shared secret (HS256).
+    /// A PEM public key (RS256, ES256) or a file holding the shared secret (HS256; not PEM).
     #[serde(default)]
     pub key_file: Option<PathBuf>,
-    /// A JWKS document (JSON); the token's `kid` selects the key.
+    /// A JWKS document (JSON); the token's `kid` selects the key. Each key verifies only the
+    /// configured algorithm of its own type: RSA → RS256, EC P-256 → ES256, oct → HS256.
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
-    /// Required `iss`.
+    /// Required `iss` (tokens without one are rejected).
     #[serde(default)]
     pub issuer: Option<String>,
-    /// Required `aud`.
+    /// Required `aud` (tokens without one are rejected).
     #[serde(default)]
     pub audience: Option<String>,
     /// Clock skew allowed on `exp` and `nbf`.

@@ -1,4 +1,4 @@
-//! A result of more than 1 GiB streams through [`DataFrame::to_stream`] while this process's
+//! A result of more than 1 GB (10^9 bytes) streams through [`DataFrame::to_stream`] while this process's
 //! memory stays bounded. Its own test binary, so the peak resident size is this test's alone.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

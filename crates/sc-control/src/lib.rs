@@ -499,8 +499,10 @@ async fn delete_session(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     accessible_session(&state, &caller, peer, id.clone())?;
+    // The one audit line of a deletion: the router writes none for it (only this handler knows
+    // who asked and from where), and only the request that closed the session gets here.
     let info = state.router.close_session(&id).await?;
-    tracing::info!(target: "audit", event = "session_delete", session_id = %info.id, user = info.user_id.as_deref().unwrap_or(""), by = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), reason = "control_plane", "session deleted");
+    tracing::info!(target: "audit", event = "session_delete", session_id = %info.id, user = info.user_id.as_deref().unwrap_or(""), by = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), backend = %info.backend, reason = "control_plane", "session deleted");
     Ok(axum::Json(state.view(info, &headers)).into_response())
 }
 

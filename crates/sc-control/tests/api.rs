@@ -481,3 +481,93 @@ async fn backends_can_be_drained_and_undrained_by_admins() {
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// The lines logged under the `audit` target while it lives, as JSON objects (this thread only:
+/// a `#[tokio::test]` runs its tasks on it).
+struct AuditCapture {
+    lines: Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+/// Appends what the subscriber writes to a shared buffer.
+struct BufferWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for BufferWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AuditCapture {
+    fn start() -> Self {
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = lines.clone();
+        let guard = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || BufferWriter(writer.clone()))
+            .finish()
+            .set_default();
+        AuditCapture {
+            lines,
+            _guard: guard,
+        }
+    }
+
+    /// The `fields` of every audit line whose `event` is `event`.
+    fn events(&self, event: &str) -> Vec<serde_json::Value> {
+        let text = String::from_utf8(self.lines.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|v| v["target"] == "audit" && v["fields"]["event"] == event)
+            .map(|v| v["fields"].clone())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_delete_writes_exactly_one_audit_line_with_who_what_and_where() {
+    let st = state_with_tokens().await;
+    let audit = AuditCapture::start();
+    let (status, id, _) = call(
+        &st,
+        req("POST", "/control/sessions")
+            .header(header::AUTHORIZATION, "Bearer ta")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let backend = st.router.session(&id).unwrap().backend;
+
+    // An admin deletes Alice's session, from a known address.
+    let peer: std::net::SocketAddr = "10.1.2.3:4567".parse().unwrap();
+    let delete = || {
+        req("DELETE", &format!("/control/sessions/{id}"))
+            .header(header::AUTHORIZATION, "Bearer tr")
+            .extension(axum::extract::ConnectInfo(sc_control::PeerAddr(peer)))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, body, _) = call(&st, delete()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Deleting it again finds nothing, and logs no second deletion.
+    let (status, body, _) = call(&st, delete()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    let deletes = audit.events("session_delete");
+    assert_eq!(deletes.len(), 1, "one line per deletion: {deletes:?}");
+    let line = &deletes[0];
+    assert_eq!(line["session_id"], id.as_str(), "{line}");
+    assert_eq!(line["user"], "alice", "the session's owner: {line}");
+    assert_eq!(line["by"], "root", "who deleted it: {line}");
+    assert_eq!(line["peer"], "10.1.2.3:4567", "from where: {line}");
+    assert_eq!(line["backend"], backend.as_str(), "{line}");
+    assert_eq!(audit.events("session_create").len(), 1);
+}

@@ -317,13 +317,20 @@ impl Router {
 
     /// Closes a session: removes it from the routing tables and releases it on its backend
     /// (ReleaseSession for every Spark session its clients used).
+    ///
+    /// The router writes no audit line for it: the caller knows who asked and from where, and
+    /// writes the one `session_delete` line (the control plane does). Of two calls racing on one
+    /// session, only the one that closed it gets `Ok`; the other gets
+    /// [`RouterError::SessionNotFound`], so a deletion is logged once.
     pub async fn close_session(&self, id: &str) -> Result<SessionInfo, RouterError> {
         let session = self
             .inner
             .registry
             .find(id)
             .ok_or_else(|| RouterError::SessionNotFound(id.to_owned()))?;
-        self.inner.close(&session, "deleted").await;
+        if !self.inner.close(&session, "deleted").await {
+            return Err(RouterError::SessionNotFound(id.to_owned()));
+        }
         Ok(session.info())
     }
 
@@ -484,11 +491,16 @@ impl Inner {
 
     /// Closes a session for `reason` (`deleted`, `released`, `idle_timeout`, `max_lifetime`,
     /// `dead`): out of the routing tables and the store, released on its backend, remembered
-    /// for a while so its client learns why. Does nothing if it is already closed.
-    pub(crate) async fn close(&self, session: &Arc<Session>, reason: &'static str) {
+    /// for a while so its client learns why. Does nothing if it is already closed; true when
+    /// this call closed it.
+    ///
+    /// Writes the audit line of a release (`session_delete`) or an expiry (`session_expire`);
+    /// a deletion (`deleted`) is logged by whoever asked for it (the control plane), which knows
+    /// the caller and the peer.
+    pub(crate) async fn close(&self, session: &Arc<Session>, reason: &'static str) -> bool {
         session.set_closing();
         let Some(operations) = self.registry.remove(session) else {
-            return;
+            return false;
         };
         self.limiter
             .session_closed(session.user_id.as_deref().unwrap_or("anonymous"));
@@ -498,7 +510,7 @@ impl Inner {
             self.persist(Change::RemoveOperation(op));
         }
         if reason != "deleted" && reason != "released" {
-            self.registry.bury(&session.id, reason.replace('_', " "));
+            self.registry.bury(session, reason.replace('_', " "));
         }
         if reason != "released" && session.dead_reason().is_none() {
             let spark_sessions = match session.kind {
@@ -513,12 +525,17 @@ impl Inner {
                     .await;
             }
         }
-        let event = if reason == "deleted" || reason == "released" {
-            "session_delete"
-        } else {
-            "session_expire"
+        let event = match reason {
+            "deleted" => None,
+            "released" => Some("session_delete"),
+            _ => Some("session_expire"),
         };
-        info!(target: "audit", event, session_id = %session.id, user = session.user_id.as_deref().unwrap_or(""), backend = %session.backend.id(), reason, "session closed");
+        if let Some(event) = event {
+            info!(target: "audit", event, session_id = %session.id, user = session.user_id.as_deref().unwrap_or(""), backend = %session.backend.id(), reason, "session closed");
+        } else {
+            info!(session_id = %session.id, backend = %session.backend.id(), reason, "session closed");
+        }
+        true
     }
 
     /// Sends ReleaseSession for one Spark session to a backend; failures are logged, not fatal.

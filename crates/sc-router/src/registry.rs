@@ -409,14 +409,29 @@ impl SessionInfo {
     }
 }
 
+/// What is remembered of a session the proxy closed, so its client learns why (and only its
+/// client: the owner is kept to check who asks).
+#[derive(Debug, Clone)]
+pub(crate) struct Tombstone {
+    /// Why it was closed (`idle timeout`, `max lifetime`, `dead`).
+    pub(crate) why: String,
+    /// How the session came to exist (an unowned control session is open to all without
+    /// authentication, as it was while it lived).
+    pub(crate) kind: SessionKind,
+    /// The session's owner; `None` when it had none (authentication off, no `user_id`).
+    pub(crate) owner: Option<String>,
+    /// When it was closed, in ms since the epoch.
+    at_ms: u64,
+}
+
 /// The three indexes, and the sessions closed lately (so their clients learn why).
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     control: DashMap<String, Arc<Session>>,
     bound: DashMap<String, Arc<Session>>,
     operations: DashMap<String, Arc<Session>>,
-    /// Session id → (why it was closed, when, in ms since the epoch).
-    tombstones: DashMap<String, (String, u64)>,
+    /// Session id → what is remembered of it once closed.
+    tombstones: DashMap<String, Tombstone>,
 }
 
 impl Registry {
@@ -484,18 +499,27 @@ impl Registry {
         }
     }
 
-    pub(crate) fn tombstone(&self, id: &str) -> Option<String> {
-        self.tombstones.get(id).map(|t| t.0.clone())
+    pub(crate) fn tombstone(&self, id: &str) -> Option<Tombstone> {
+        self.tombstones.get(id).map(|t| t.clone())
     }
 
-    pub(crate) fn bury(&self, id: &str, why: String) {
-        self.tombstones.insert(id.to_owned(), (why, now_ms()));
+    /// Remembers a closed session: why, and whose it was.
+    pub(crate) fn bury(&self, session: &Session, why: String) {
+        self.tombstones.insert(
+            session.id.clone(),
+            Tombstone {
+                why,
+                kind: session.kind,
+                owner: session.user_id.clone(),
+                at_ms: now_ms(),
+            },
+        );
     }
 
     /// Forgets tombstones older than `ttl`.
     pub(crate) fn prune_tombstones(&self, ttl: Duration) {
         let horizon = now_ms().saturating_sub(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        self.tombstones.retain(|_, (_, at)| *at >= horizon);
+        self.tombstones.retain(|_, t| t.at_ms >= horizon);
     }
 
     pub(crate) fn remove_operation(&self, operation_id: &str) {

@@ -173,6 +173,9 @@ impl Inner {
         for name in HOP_HEADERS {
             parts.headers.remove(name);
         }
+        // The client's credentials are for the proxy, never for a backend: a backend gets its
+        // own token, or none.
+        parts.headers.remove(http::header::AUTHORIZATION);
         let backend = session.backend.clone();
         if let Some(token) = &backend.authorization {
             parts
@@ -269,13 +272,9 @@ impl Inner {
                 _ => self.fetch(RecordKind::Control, id).await?,
             };
             let Some(session) = session else {
-                return Err(match self.registry.tombstone(id) {
-                    Some(why) => RouterError::SessionClosed {
-                        id: id.to_owned(),
-                        why,
-                    },
-                    None => RouterError::SessionNotFound(id.to_owned()),
-                });
+                return Err(self
+                    .closed(id, caller)
+                    .unwrap_or_else(|| RouterError::SessionNotFound(id.to_owned())));
             };
             caller.may_use(&session)?;
             if let Some(spark_session) = fields.session_id
@@ -308,11 +307,8 @@ impl Inner {
         if !starts_sessions(method) {
             return Ok(Target::Unbound);
         }
-        if let Some(why) = self.registry.tombstone(session_id) {
-            return Err(RouterError::SessionClosed {
-                id: session_id.to_owned(),
-                why,
-            });
+        if let Some(error) = self.closed(session_id, caller) {
+            return Err(error);
         }
 
         self.limiter.admit_session(caller.limit_key())?;
@@ -363,6 +359,22 @@ impl Inner {
             info!(target: "audit", event = "session_create", kind = "bound", session_id, user = caller.user.unwrap_or(""), peer = %peer_text(caller.peer), backend = %session.backend.id(), "session bound");
         }
         self.usable(method, session).await
+    }
+
+    /// The answer for a session the proxy closed lately (`None` if it closed none by that id):
+    /// why, for its owner (or an admin) only. Anyone else gets the PERMISSION_DENIED a live
+    /// session of another user gets, and learns nothing of it.
+    fn closed(&self, id: &str, caller: &Caller<'_>) -> Option<RouterError> {
+        let tombstone = self.registry.tombstone(id)?;
+        Some(
+            match caller.may_access(id, tombstone.kind, tombstone.owner.as_deref()) {
+                Ok(()) => RouterError::SessionClosed {
+                    id: id.to_owned(),
+                    why: tombstone.why,
+                },
+                Err(denied) => denied,
+            },
+        )
     }
 
     /// A found session, unless it is dead: then the client learns why, and a release of it is
@@ -447,7 +459,9 @@ impl Inner {
     /// A ReleaseSession answered OK: the session is gone on the backend.
     async fn released(&self, session: &Arc<Session>, key: &(Option<String>, Option<String>)) {
         match session.kind {
-            SessionKind::Bound => self.close(session, "released").await,
+            SessionKind::Bound => {
+                self.close(session, "released").await;
+            }
             SessionKind::Control => {
                 if let Some(spark_session) = &key.1
                     && session.forget_spark_session(key.0.as_deref(), spark_session)
@@ -515,16 +529,24 @@ impl<'a> Caller<'a> {
 
     /// Only the owner (or an admin) may use a session; others learn nothing about it.
     fn may_use(&self, session: &Session) -> Result<(), RouterError> {
-        let owner_matches = session.user_id.as_deref() == self.user;
+        self.may_access(&session.id, session.kind, session.user_id.as_deref())
+    }
+
+    /// [`Caller::may_use`] for a session of `kind` owned by `owner`, live or closed.
+    fn may_access(
+        &self,
+        session_id: &str,
+        kind: SessionKind,
+        owner: Option<&str>,
+    ) -> Result<(), RouterError> {
+        let owner_matches = owner == self.user;
         // A control session created without an owner (authentication off) is open to all
         // unless the caller is authenticated, in which case it must be owned by the caller.
-        let open = session.kind == SessionKind::Control
-            && session.user_id.is_none()
-            && self.identity.is_none();
+        let open = kind == SessionKind::Control && owner.is_none() && self.identity.is_none();
         if owner_matches || open || self.admin {
             Ok(())
         } else {
-            warn!(target: "audit", event = "permission_denied", plane = "grpc", user = self.user.unwrap_or(""), peer = %peer_text(self.peer), session_id = %session.id, "permission denied");
+            warn!(target: "audit", event = "permission_denied", plane = "grpc", user = self.user.unwrap_or(""), peer = %peer_text(self.peer), session_id, "permission denied");
             Err(RouterError::PermissionDenied)
         }
     }

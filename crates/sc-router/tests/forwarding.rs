@@ -741,3 +741,74 @@ async fn a_drained_backend_keeps_its_sessions_and_gets_no_new_ones() {
         Code::NotFound
     );
 }
+
+#[tokio::test]
+async fn the_clients_authorization_never_reaches_a_backend_with_authentication_off() {
+    fn with_token<T>(mut r: tonic::Request<T>) -> tonic::Request<T> {
+        r.metadata_mut()
+            .insert("authorization", "Bearer client-secret".parse().unwrap());
+        r
+    }
+    // Backends without a token of their own, no authentication layer.
+    let (eps, states) = two_backends().await;
+    let router = router(
+        &eps,
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
+    let mut c = client(spawn_proxy(&router).await).await;
+    let resp = c
+        .config(with_token(tonic::Request::new(config_req("s1", "alice"))))
+        .await
+        .unwrap()
+        .into_inner();
+    let echoed = resp
+        .pairs
+        .iter()
+        .find(|p| p.key == "spark.connect.authenticate.token")
+        .unwrap();
+    assert_eq!(echoed.value, None, "the backend saw no token to echo");
+    let control = router.create_session(None, None).await.unwrap();
+    c.config(with_token(with_session_header(
+        config_req("x", "u"),
+        &control.id,
+    )))
+    .await
+    .unwrap();
+    let mut stream = c
+        .execute_plan(with_token(tonic::Request::new(execute_req(
+            "s1", "alice", "op-1", "select 1",
+        ))))
+        .await
+        .unwrap()
+        .into_inner();
+    while stream.message().await.unwrap().is_some() {}
+    let seen: Vec<_> = states.iter().flat_map(|s| s.seen()).collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for call in &seen {
+        assert!(
+            call.metadata.get("authorization").is_none(),
+            "{} reached the backend with the client's authorization",
+            call.method
+        );
+    }
+
+    // A backend with a token gets its own, not the client's.
+    let (b, state) = spawn_backend("fake-b").await;
+    let router = router_with_tokens(&[(b.to_string(), "backend-secret")], None).await;
+    let mut c = client(spawn_proxy(&router).await).await;
+    c.config(with_token(tonic::Request::new(config_req("s2", "bob"))))
+        .await
+        .unwrap();
+    let seen = state.seen();
+    assert_eq!(
+        seen[0].metadata.get_all("authorization").iter().count(),
+        1,
+        "one authorization header"
+    );
+    assert_eq!(
+        seen[0].metadata.get("authorization").unwrap(),
+        "Bearer backend-secret"
+    );
+}

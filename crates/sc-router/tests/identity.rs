@@ -3,6 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use sc_backend_predefined::{EndpointSpec, PredefinedProvider, PredefinedSpec};
 use sc_proto::spark::connect as pb;
 use sc_testkit::*;
 use tonic::Code;
@@ -184,4 +188,109 @@ async fn another_user_cannot_use_a_session_by_header_body_or_operation() {
     ))
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn only_the_owner_or_an_admin_learns_why_a_session_was_closed() {
+    let (a, _) = spawn_backend("a").await;
+    let mut settings = sc_router::RouterSettings::default();
+    settings.sessions.idle_timeout = Duration::from_millis(300);
+    settings.sessions.check_interval = Duration::from_millis(50);
+    let spec = PredefinedSpec {
+        endpoints: vec![EndpointSpec::new(a.to_string())],
+    };
+    let router = sc_router::Router::builder()
+        .provider(Arc::new(PredefinedProvider::new("fake", &spec).unwrap()))
+        .admin_group(Some("admins".into()))
+        .settings(settings)
+        .build()
+        .await
+        .unwrap();
+    router.start_lifecycle();
+    let mut c = client(spawn_proxy_with_auth(&router, auth()).await).await;
+
+    // Alice: a control session and a header-less one, both left to idle out.
+    let control = router
+        .create_session(Some("alice".into()), None)
+        .await
+        .unwrap();
+    c.config(with_header(
+        as_user(config_req("x", "alice"), "ta"),
+        &control.id,
+    ))
+    .await
+    .unwrap();
+    c.config(as_user(config_req("alice-s", "alice"), "ta"))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while router.session(&control.id).is_some() || router.session("alice-s").is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sessions never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Bob gets what he gets for a live session of Alice's: nothing about why it closed.
+    let by_header = c
+        .config(with_header(
+            as_user(config_req("x", "bob"), "tb"),
+            &control.id,
+        ))
+        .await
+        .unwrap_err();
+    let by_body = c
+        .config(as_user(config_req("alice-s", "alice"), "tb"))
+        .await
+        .unwrap_err();
+    for err in [by_header, by_body] {
+        assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+        assert_eq!(err.message(), "permission denied for this session");
+    }
+    assert!(
+        router.session("alice-s").is_none(),
+        "bob's call bound nothing"
+    );
+
+    // Alice and an admin learn why.
+    for (token, user) in [("ta", "alice"), ("tr", "root")] {
+        let by_header = c
+            .config(with_header(
+                as_user(config_req("x", user), token),
+                &control.id,
+            ))
+            .await
+            .unwrap_err();
+        let by_body = c
+            .config(as_user(config_req("alice-s", user), token))
+            .await
+            .unwrap_err();
+        for err in [by_header, by_body] {
+            assert_eq!(err.code(), Code::FailedPrecondition, "{user}: {err:?}");
+            assert!(
+                err.message().contains("idle timeout"),
+                "{user}: {}",
+                err.message()
+            );
+        }
+    }
+
+    // Without authentication, the owner is the user the request claims: the same rule.
+    let mut open = client(spawn_proxy(&router).await).await;
+    let claims_bob = open.config(config_req("alice-s", "bob")).await.unwrap_err();
+    assert_eq!(claims_bob.code(), Code::PermissionDenied, "{claims_bob:?}");
+    let claims_bob = open
+        .config(with_header(
+            tonic::Request::new(config_req("x", "bob")),
+            &control.id,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(claims_bob.code(), Code::PermissionDenied, "{claims_bob:?}");
+    let claims_alice = open
+        .config(config_req("alice-s", "alice"))
+        .await
+        .unwrap_err();
+    assert_eq!(claims_alice.code(), Code::FailedPrecondition);
 }
