@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target in fuzz/ for a bounded time:
-#   scripts/fuzz.sh [SECONDS]        (SECONDS per target, default 30)
+#   scripts/fuzz.sh [SECONDS]        (SECONDS per target, default 24)
 #
 # Installs the nightly toolchain and cargo-fuzz when they are missing. Each target starts from
 # the seeds checked in under fuzz/seeds/<target>/ and from the corpus it grew in earlier runs,
@@ -13,9 +13,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO"
 
-budget="${1:-30}"
+budget="${1:-24}"
 [[ "$budget" =~ ^[0-9]+$ ]] && [ "$budget" -gt 0 ] || die "usage: scripts/fuzz.sh [SECONDS]"
-read -r -a targets <<<"${FUZZ_TARGETS:-wire_request_fields wire_with_user config_yaml}"
+read -r -a targets <<<"${FUZZ_TARGETS:-wire_request_fields wire_with_user config_yaml router_read_request router_redact_config}"
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     command -v rustup >/dev/null || die "the nightly toolchain is missing and rustup is not installed"

@@ -209,6 +209,103 @@ const CONFIGS: [(&str, &str); 4] = [
     ("empty", "{}\n"),
 ];
 
+/// `message` with its gRPC length prefix (`compressed` sets the flag).
+fn framed(message: &[u8], compressed: bool) -> Vec<u8> {
+    let mut out = wire::encode_frame_header(message.len() as u32).to_vec();
+    out[0] = u8::from(compressed);
+    out.extend_from_slice(message);
+    out
+}
+
+/// The `common::Chunked` layout: flags, limit byte, frame lengths, body.
+fn chunked(flags: u8, limit: u8, lengths: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut out = vec![flags, limit, lengths.len() as u8];
+    out.extend_from_slice(lengths);
+    out.extend_from_slice(body);
+    out
+}
+
+/// Seeds of `router_read_request` and `router_redact_config`.
+fn write_router_seeds(seeds: &Path, requests: &[(&str, Vec<u8>)]) -> std::io::Result<()> {
+    use std::io::Write as _;
+
+    let dir = seeds.join("router_read_request");
+    let find = |name: &str| {
+        requests
+            .iter()
+            .find(|(m, _)| *m == name)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default()
+    };
+    let artifacts = find("AddArtifacts");
+    let config = find("Config");
+    // Two AddArtifacts messages and trailers, cut inside the second prefix; no limit.
+    let mut two = framed(&artifacts, false);
+    two.extend_from_slice(&framed(&artifacts, false));
+    let cut = (artifacts.len() + 7) as u8;
+    write(
+        &dir,
+        "AddArtifacts-two.bin",
+        &chunked(1, 0, &[3, cut], &two),
+    )?;
+    // A later message announcing more than a 160-byte limit.
+    let mut over = framed(&config, false);
+    over.extend_from_slice(&wire::encode_frame_header(1000));
+    over.extend_from_slice(&[0; 16]);
+    write(
+        &dir,
+        "later-too-large.bin",
+        &chunked(0, 10, &[2, 90], &over),
+    )?;
+    // A gzip-compressed first message (grpc-encoding: gzip).
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&config)?;
+    let gz = gz.finish()?;
+    write(
+        &dir,
+        "Config-gzip.bin",
+        &chunked(2, 0, &[1], &framed(&gz, true)),
+    )?;
+    // The same, deflated (grpc-encoding: deflate).
+    let mut zl = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    zl.write_all(&config)?;
+    let zl = zl.finish()?;
+    write(
+        &dir,
+        "Config-deflate.bin",
+        &chunked(4, 0, &[], &framed(&zl, true)),
+    )?;
+
+    let dir = seeds.join("router_redact_config");
+    let response = pb::ConfigResponse {
+        session_id: SESSION.into(),
+        server_side_session_id: "server-side-1".into(),
+        pairs: vec![
+            pb::KeyValue {
+                key: "spark.connect.authenticate.token".into(),
+                value: Some("backend-secret".into()),
+            },
+            pb::KeyValue {
+                key: "spark.sql.shuffle.partitions".into(),
+                value: Some("200".into()),
+            },
+            pb::KeyValue {
+                key: "spark.connect.authenticate.token".into(),
+                value: None,
+            },
+        ],
+        warnings: vec!["deprecated".into()],
+    }
+    .encode_to_vec();
+    // Two framed responses with trailers, cut in three frames.
+    let mut body = framed(&response, false);
+    body.extend_from_slice(&framed(&response, false));
+    write(&dir, "two-responses.bin", &chunked(1, 0, &[4, 60], &body))?;
+    // One message, framed by the target (flag bit 1).
+    write(&dir, "unframed.bin", &chunked(3, 0, &[], &response))?;
+    Ok(())
+}
+
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join(name), bytes)
@@ -258,6 +355,8 @@ fn main() -> std::io::Result<()> {
     framed.extend_from_slice(b"alice");
     framed.extend_from_slice(&bare.encode_to_vec());
     write(&user_dir, "Config-no-user-context.bin", &framed)?;
+
+    write_router_seeds(&seeds, &requests())?;
 
     let config_dir = seeds.join("config_yaml");
     for (name, yaml) in CONFIGS {

@@ -11,8 +11,9 @@
 //! | `GET /control/metrics` | Prometheus metrics |
 //! | `GET /healthz`, `GET /readyz` | liveness and readiness |
 //!
-//! With authentication configured, `/control/sessions*` and `/control/backends` require it;
-//! health and metrics stay open for probes and scrapers (they name no user and no secret).
+//! With authentication configured, `/control/sessions*` and `/control/backends` require it, as a
+//! bearer token or, over TLS, a client certificate (see [`PeerInfo`]); health and metrics stay
+//! open for probes and scrapers (they name no user and no secret).
 //!
 //! Errors are JSON objects `{"error": "...", "code": "NOT_FOUND"}` with the matching HTTP status.
 
@@ -197,34 +198,99 @@ impl IntoResponse for ApiError {
 
 // === authentication ===
 
-/// The client's address, recorded for the audit log when the app is served with
-/// `into_make_service_with_connect_info::<PeerAddr>()` (over any listener whose address is a
-/// socket address, TLS or not).
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub std::net::SocketAddr);
+/// The other end of a control-plane connection: its address, for the audit log, and the leaf
+/// certificate (DER) it presented in the TLS handshake, if any, which authenticates its requests
+/// as gRPC calls are authenticated (with `auth.mtls`, when a request carries no bearer token).
+///
+/// Recorded when the app is served with `into_make_service_with_connect_info::<PeerInfo>()`,
+/// over a `TcpListener` (no certificate) or a [`ChannelListener`] (the certificate comes from
+/// the connection, see [`PeerCertificate`]). Without it, the audit log shows the peer as
+/// `unknown` and only tokens authenticate.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    addr: std::net::SocketAddr,
+    certificate: Option<Bytes>,
+}
+
+impl PeerInfo {
+    /// A peer at `addr` that presented no certificate.
+    pub fn new(addr: std::net::SocketAddr) -> Self {
+        PeerInfo {
+            addr,
+            certificate: None,
+        }
+    }
+
+    /// The same peer, having presented `certificate` (DER; the chain's leaf). Only a
+    /// certificate the TLS handshake verified (against `server.tls.client_ca_file`) may be given
+    /// here: it is taken as proof of identity.
+    pub fn with_certificate(mut self, certificate: Vec<u8>) -> Self {
+        self.certificate = Some(Bytes::from(certificate));
+        self
+    }
+
+    /// The client's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// The leaf certificate (DER) the client presented, if any.
+    pub fn certificate(&self) -> Option<&[u8]> {
+        self.certificate.as_deref()
+    }
+}
 
 impl
     axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for PeerAddr
+    for PeerInfo
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
+        PeerInfo::new(*stream.remote_addr())
     }
 }
 
 impl<Io>
     axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, ChannelListener<Io>>>
-    for PeerAddr
+    for PeerInfo
 where
-    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + PeerCertificate + Unpin + Send + 'static,
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, ChannelListener<Io>>) -> Self {
-        PeerAddr(*stream.remote_addr())
+        PeerInfo {
+            addr: *stream.remote_addr(),
+            certificate: stream.io().peer_certificate().map(Bytes::from),
+        }
+    }
+}
+
+/// A connection that may carry a client certificate, for [`PeerInfo`]: a TLS connection
+/// answers the leaf certificate its client presented (verified during the handshake), a plain
+/// one answers `None`. Implement it for wrappers of either.
+pub trait PeerCertificate {
+    /// The leaf certificate (DER) the client presented, if any.
+    fn peer_certificate(&self) -> Option<Vec<u8>>;
+}
+
+impl PeerCertificate for tokio::net::TcpStream {
+    fn peer_certificate(&self) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+impl<S> PeerCertificate for tokio_rustls::server::TlsStream<S> {
+    fn peer_certificate(&self) -> Option<Vec<u8>> {
+        let (_, connection) = self.get_ref();
+        connection
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|leaf| leaf.as_ref().to_vec())
     }
 }
 
 /// A listener over connections accepted elsewhere (e.g. after a TLS handshake), handed over
-/// through a channel. Serve the control plane on it with `axum::serve`.
+/// through a channel. Serve the control plane on it with `axum::serve`, with
+/// `into_make_service_with_connect_info::<PeerInfo>()` to record each client's address and
+/// certificate.
 #[derive(Debug)]
 pub struct ChannelListener<Io> {
     rx: tokio::sync::mpsc::Receiver<(Io, std::net::SocketAddr)>,
@@ -261,20 +327,24 @@ where
     }
 }
 
-/// The client's address, when the server was started with connect info.
-fn peer(request: &Request) -> Option<std::net::SocketAddr> {
+/// The client, when the server was started with connect info.
+fn peer_info(request: &Request) -> Option<PeerInfo> {
     request
         .extensions()
-        .get::<axum::extract::ConnectInfo<PeerAddr>>()
-        .map(|c| c.0.0)
+        .get::<axum::extract::ConnectInfo<PeerInfo>>()
+        .map(|c| c.0.clone())
 }
 
+/// Authenticates `/control/*` requests as the gRPC port does: a bearer token if the request
+/// carries one, else the connection's client certificate (with `auth.mtls`), else anonymous
+/// access if allowed.
 async fn authenticate(
     State(state): State<ControlState>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let peer = peer(&request);
+    let info = peer_info(&request);
+    let peer = info.as_ref().map(PeerInfo::addr);
     request.extensions_mut().insert(Peer(peer));
     let Some(auth) = &state.auth else {
         return next.run(request).await;
@@ -283,7 +353,8 @@ async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
-    match auth.authenticate(authorization.as_deref(), None) {
+    let certificate = info.as_ref().and_then(PeerInfo::certificate);
+    match auth.authenticate(authorization.as_deref(), certificate) {
         Ok(identity) => {
             request.extensions_mut().insert(identity);
             next.run(request).await

@@ -551,7 +551,7 @@ async fn a_delete_writes_exactly_one_audit_line_with_who_what_and_where() {
     let delete = || {
         req("DELETE", &format!("/control/sessions/{id}"))
             .header(header::AUTHORIZATION, "Bearer tr")
-            .extension(axum::extract::ConnectInfo(sc_control::PeerAddr(peer)))
+            .extension(axum::extract::ConnectInfo(sc_control::PeerInfo::new(peer)))
             .body(Body::empty())
             .unwrap()
     };
@@ -570,4 +570,103 @@ async fn a_delete_writes_exactly_one_audit_line_with_who_what_and_where() {
     assert_eq!(line["peer"], "10.1.2.3:4567", "from where: {line}");
     assert_eq!(line["backend"], backend.as_str(), "{line}");
     assert_eq!(audit.events("session_create").len(), 1);
+}
+
+/// A DER certificate whose subject's common name is `cn` (self-signed; the TLS handshake, not
+/// the control plane, verifies certificates).
+fn certificate(cn: &str) -> Vec<u8> {
+    let mut params = rcgen::CertificateParams::new(vec![format!("{cn}.client")]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let key = rcgen::KeyPair::generate().unwrap();
+    params.self_signed(&key).unwrap().der().to_vec()
+}
+
+#[tokio::test]
+async fn a_client_certificate_authenticates_like_on_the_grpc_port() {
+    let mut st = state_with_tokens().await;
+    let peer: std::net::SocketAddr = "10.1.2.3:4567".parse().unwrap();
+    let dave = sc_control::PeerInfo::new(peer).with_certificate(certificate("dave"));
+    assert_eq!(dave.addr(), peer);
+    let with_cert =
+        |m: &str, uri: &str| req(m, uri).extension(axum::extract::ConnectInfo(dave.clone()));
+
+    // Without `auth.mtls`, a certificate is no credential.
+    let (status, body, _) = call(
+        &st,
+        with_cert("POST", "/control/sessions")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    let settings = sc_auth::AuthSettings {
+        tokens: vec![sc_auth::TokenEntry {
+            token: Some("ta".into()),
+            sha256: None,
+            user: "alice".into(),
+            groups: vec![],
+        }],
+        mtls: Some(sc_auth::MtlsSettings {
+            groups: vec!["engineers".into()],
+        }),
+        ..Default::default()
+    };
+    st.auth = Some(Arc::new(sc_auth::Authenticator::new(&settings).unwrap()));
+
+    // The certificate's common name is the user.
+    let (status, id, _) = call(
+        &st,
+        with_cert("POST", "/control/sessions")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{id}");
+    assert_eq!(
+        st.router.session(&id).unwrap().user_id.as_deref(),
+        Some("dave")
+    );
+    let (status, body, _) = call(
+        &st,
+        with_cert("GET", &format!("/control/sessions/{id}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A bearer token comes first, as on the gRPC port: alice, whose token it is, may not see
+    // dave's session; a bad token is refused even with a good certificate.
+    let (status, body, _) = call(
+        &st,
+        with_cert("GET", &format!("/control/sessions/{id}"))
+            .header(header::AUTHORIZATION, "Bearer ta")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body, _) = call(
+        &st,
+        with_cert("GET", &format!("/control/sessions/{id}"))
+            .header(header::AUTHORIZATION, "Bearer wrong")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    // No certificate and no token: 401.
+    let (status, body, _) = call(
+        &st,
+        req("GET", &format!("/control/sessions/{id}"))
+            .extension(axum::extract::ConnectInfo(sc_control::PeerInfo::new(peer)))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }

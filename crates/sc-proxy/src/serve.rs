@@ -189,8 +189,10 @@ impl Proxy {
             auth: authenticator,
             reload: reload_hook,
         };
+        // Each connection's address (for the audit log) and, over TLS, its client certificate
+        // (an identity with `auth.mtls`, as on the gRPC port).
         let app =
-            sc_control::app(state).into_make_service_with_connect_info::<sc_control::PeerAddr>();
+            sc_control::app(state).into_make_service_with_connect_info::<sc_control::PeerInfo>();
         // The control plane's connections close after `server.idle_timeout` of silence too
         // (slow-loris clients, half-sent headers).
         let local = control
@@ -318,6 +320,13 @@ impl tonic::transport::server::Connected for IdleTimeout {
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.info.clone()
+    }
+}
+
+/// A plain connection presents no certificate (over TLS, the `TlsStream` around it answers).
+impl sc_control::PeerCertificate for IdleTimeout {
+    fn peer_certificate(&self) -> Option<Vec<u8>> {
+        None
     }
 }
 

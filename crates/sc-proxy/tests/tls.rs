@@ -175,6 +175,120 @@ async fn client_certificates_are_identities_and_the_control_plane_speaks_tls() {
     );
 }
 
+/// One HTTP/1.1 request to the control plane over TLS (trusting `ca_pem`, presenting
+/// `identity` as the client certificate): (status, body).
+async fn control_https(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+    method: &str,
+    path: &str,
+) -> (u16, String) {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_rustls::rustls;
+
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(
+        format!(
+            "{method} {path} HTTP/1.1\r\nhost: localhost\r\naccept: application/json\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = Vec::new();
+    // The server closes the connection after the response (with or without close_notify).
+    let read = tls.read_to_end(&mut response).await;
+    let response = String::from_utf8(response).unwrap();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response ({read:?}): {response:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {head:?}"));
+    (status, body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_control_plane_over_tls_knows_callers_by_their_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = ca("proxy CA");
+    let client_ca = ca("client CA");
+    let (server_cert, server_key) = leaf(&server_ca, "localhost", &["localhost", "127.0.0.1"]);
+    let (dave_cert, dave_key) = leaf(&client_ca, "dave", &["dave.client"]);
+    let (backend, _) = spawn_backend("plain").await;
+    // Certificates are the only credential.
+    let yaml = format!(
+        "store:\n  type: memory\nbackend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\nserver:\n  listen_addr: 127.0.0.1:0\n  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n    client_ca_file: {}\ncontrol:\n  listen_addr: 127.0.0.1:0\n  tls: true\nauth:\n  mtls:\n    groups: [engineers]\n",
+        write(dir.path(), "server.pem", &server_cert).display(),
+        write(dir.path(), "server.key", &server_key).display(),
+        write(dir.path(), "client-ca.pem", &client_ca.pem).display(),
+    );
+    let (_, control) = start(&yaml).await;
+    let dave = Some((dave_cert.as_str(), dave_key.as_str()));
+
+    // Dave's certificate makes him dave: his session is his.
+    let (status, body) =
+        control_https(control, &server_ca.pem, dave, "POST", "/control/sessions").await;
+    assert_eq!(status, 200, "POST with a client certificate: {body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(created["user_id"], "dave", "{body}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, body) = control_https(
+        control,
+        &server_ca.pem,
+        dave,
+        "GET",
+        &format!("/control/sessions/{id}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let session: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(session["user_id"], "dave", "{body}");
+
+    // No certificate and no token: 401, on creating and on looking.
+    let (status, body) =
+        control_https(control, &server_ca.pem, None, "POST", "/control/sessions").await;
+    assert_eq!(status, 401, "POST without credentials: {body}");
+    assert!(body.contains("UNAUTHENTICATED"), "{body}");
+    let (status, body) = control_https(
+        control,
+        &server_ca.pem,
+        None,
+        "GET",
+        &format!("/control/sessions/{id}"),
+    )
+    .await;
+    assert_eq!(status, 401, "GET without credentials: {body}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replaced_certificate_is_picked_up_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -48,6 +48,14 @@ impl Head {
         }
     }
 
+    /// Bounds that follow the messages after the first from where the head ends. A later
+    /// message whose prefix came with the head and announces more than `limit` is refused.
+    pub(crate) fn later_messages(&self, limit: usize) -> Result<MessageBounds, RouterError> {
+        let mut bounds = MessageBounds::after_prefix(self.header.len, limit);
+        bounds.follow(self.buffered.get(GRPC_HEADER_LEN..).unwrap_or_default())?;
+        Ok(bounds)
+    }
+
     /// The first message's bytes, as sent (possibly compressed).
     pub(crate) fn message(&self) -> &[u8] {
         let end = GRPC_HEADER_LEN + self.header.len as usize;
@@ -135,10 +143,10 @@ pub(crate) fn readable<'a>(
     let limit = u64::try_from(limit).unwrap_or(u64::MAX);
     let result = match encoding {
         "gzip" => flate2::read::GzDecoder::new(head.message())
-            .take(limit + 1)
+            .take(limit.saturating_add(1))
             .read_to_end(scratch),
         "deflate" => flate2::read::ZlibDecoder::new(head.message())
-            .take(limit + 1)
+            .take(limit.saturating_add(1))
             .read_to_end(scratch),
         other => return Err(RouterError::UnsupportedEncoding(other.to_owned())),
     };
@@ -158,22 +166,109 @@ pub(crate) fn readable<'a>(
     }
 }
 
+/// Follows the gRPC messages of a request body as its bytes go by, to hold every message (not
+/// only the first, which [`read_head`] checks) to `router.max_message_size`. It reads each
+/// 5-byte prefix (1 flag byte, 4 bytes of big-endian length), which may be split across frames,
+/// and skips the message bodies: a few counters, nothing copied or decoded.
+///
+/// A compressed message is held to the limit by its compressed length (only the first message
+/// is inflated, to route the call); the backend checks inflated sizes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MessageBounds {
+    limit: usize,
+    /// Bytes of the current message's body still to come; when 0, a prefix comes next.
+    remaining: u64,
+    /// Bytes of the next prefix seen so far (0 to 4).
+    prefix_seen: u8,
+    /// The length the prefix being read announces, as far as it is read.
+    announced: u32,
+}
+
+impl MessageBounds {
+    /// Bounds placed right after the prefix of a message of `len` bytes.
+    pub(crate) fn after_prefix(len: u32, limit: usize) -> Self {
+        MessageBounds {
+            limit,
+            remaining: u64::from(len),
+            prefix_seen: 0,
+            announced: 0,
+        }
+    }
+
+    /// Follows the next `data` of the body. A prefix announcing more than the limit is refused
+    /// with the error [`read_head`] gives an oversize first message.
+    pub(crate) fn follow(&mut self, mut data: &[u8]) -> Result<(), RouterError> {
+        loop {
+            if self.remaining > 0 {
+                let skip =
+                    usize::try_from(self.remaining).map_or(data.len(), |r| r.min(data.len()));
+                self.remaining -= skip as u64;
+                data = data.get(skip..).unwrap_or_default();
+            }
+            let Some((&byte, rest)) = data.split_first() else {
+                return Ok(());
+            };
+            data = rest;
+            if self.prefix_seen > 0 {
+                // The flag byte (the first) is the backend's to check; the four after it are
+                // the length.
+                self.announced = (self.announced << 8) | u32::from(byte);
+            }
+            self.prefix_seen += 1;
+            if usize::from(self.prefix_seen) == GRPC_HEADER_LEN {
+                let len = std::mem::take(&mut self.announced);
+                self.prefix_seen = 0;
+                if u64::from(len) > u64::try_from(self.limit).unwrap_or(u64::MAX) {
+                    return Err(RouterError::MessageTooLarge {
+                        size: u64::from(len),
+                        limit: self.limit,
+                    });
+                }
+                self.remaining = u64::from(len);
+            }
+        }
+    }
+}
+
+/// Set when an [`Upstream`] cut its request short because a later message was too large. The
+/// backend then sees its stream reset, and its failure reaches the router; this tells the router
+/// that the client is to learn why (RESOURCE_EXHAUSTED), and that the backend is not at fault.
+#[derive(Debug, Default)]
+pub(crate) struct Cut(std::sync::OnceLock<(u64, usize)>);
+
+impl Cut {
+    /// The error that cut the request, if one did.
+    pub(crate) fn error(&self) -> Option<RouterError> {
+        self.0
+            .get()
+            .map(|&(size, limit)| RouterError::MessageTooLarge { size, limit })
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// The request body sent to the backend: the bytes already read, then the rest as it comes.
+    /// The request body sent to the backend: the bytes already read, then the rest as it comes,
+    /// each message held to `router.max_message_size`.
     pub(crate) struct Upstream {
         head: Option<Bytes>,
         trailers: Option<HeaderMap>,
         #[pin]
         rest: Body,
+        bounds: MessageBounds,
+        cut: Arc<Cut>,
         bytes: Counter,
         session_bytes: Arc<SessionStats>,
     }
 }
 
 impl Upstream {
+    /// The body that forwards `head` and then `rest`. `bounds` (from
+    /// [`Head::later_messages`]) follows the messages in `rest`; when one is too large the
+    /// body ends with an error (the backend's stream is reset) and `cut` says why.
     pub(crate) fn new(
         head: Head,
         rest: Body,
+        bounds: MessageBounds,
+        cut: Arc<Cut>,
         bytes: Counter,
         session_bytes: Arc<SessionStats>,
     ) -> Self {
@@ -181,6 +276,8 @@ impl Upstream {
             head: Some(head.buffered),
             trailers: head.trailers,
             rest,
+            bounds,
+            cut,
             bytes,
             session_bytes,
         }
@@ -206,10 +303,20 @@ impl HttpBody for Upstream {
         if this.trailers.is_some() {
             return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
         }
+        if this.cut.0.get().is_some() {
+            return Poll::Ready(None);
+        }
         let polled = this.rest.poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
+            if let Err(error) = this.bounds.follow(data) {
+                // The backend's stream is reset and the router tells the client why.
+                if let RouterError::MessageTooLarge { size, limit } = &error {
+                    let _ = this.cut.0.set((*size, *limit));
+                }
+                return Poll::Ready(Some(Err(error.to_status())));
+            }
             this.bytes.inc_by(data.len() as u64);
             this.session_bytes
                 .bytes_in
@@ -219,7 +326,9 @@ impl HttpBody for Upstream {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.head.is_none() && self.trailers.is_none() && self.rest.is_end_stream()
+        self.head.is_none()
+            && self.trailers.is_none()
+            && (self.cut.0.get().is_some() || self.rest.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -388,7 +497,7 @@ pub(crate) fn local_response(message: &[u8]) -> http::Response<Body> {
 
 /// The Spark setting that holds a backend's pre-shared token.
 pub(crate) const TOKEN_KEY: &str = "spark.connect.authenticate.token";
-const REDACTED: &str = "*********(redacted)";
+pub(crate) const REDACTED: &str = "*********(redacted)";
 
 /// Replaces the value of [`TOKEN_KEY`] in a unary Config response, so a client cannot read the
 /// token the proxy injects. The response (one small message) is read whole; a response that is
@@ -397,7 +506,7 @@ pub(crate) async fn redact_config(body: Body, limit: usize) -> Body {
     use prost::Message as _;
     use sc_proto::spark::connect as pb;
 
-    let collected = match http_body_util::Limited::new(body, limit + GRPC_HEADER_LEN)
+    let collected = match http_body_util::Limited::new(body, limit.saturating_add(GRPC_HEADER_LEN))
         .collect()
         .await
     {
@@ -466,4 +575,64 @@ fn status_body(status: tonic::Status) -> Body {
     Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
         [Ok::<_, tonic::Status>(Frame::trailers(trailers))],
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `messages` framed back to back, as a gRPC request body.
+    fn framed(messages: &[usize]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for &len in messages {
+            body.extend_from_slice(&wire::encode_frame_header(
+                u32::try_from(len).unwrap_or(u32::MAX),
+            ));
+            body.extend(std::iter::repeat_n(7u8, len));
+        }
+        body
+    }
+
+    /// Follows `body` (after the first message's prefix) split into chunks at `cuts`.
+    fn follow(body: &[u8], cuts: &[usize], limit: usize) -> Result<(), u64> {
+        let first = wire::frame_header(body).ok().flatten().map_or(0, |h| h.len);
+        let mut bounds = MessageBounds::after_prefix(first, limit);
+        let mut from = GRPC_HEADER_LEN;
+        for &cut in cuts.iter().chain([&body.len()]) {
+            let cut = cut.clamp(from, body.len());
+            match bounds.follow(&body[from..cut]) {
+                Ok(()) => {}
+                Err(RouterError::MessageTooLarge { size, .. }) => return Err(size),
+                Err(other) => panic!("unexpected error {other}"),
+            }
+            from = cut;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_message_is_held_to_the_limit_wherever_the_frames_split() {
+        let ok = framed(&[3, 0, 10, 2]);
+        let over = framed(&[3, 4, 11, 1]);
+        for a in GRPC_HEADER_LEN..=ok.len() {
+            for b in a..=ok.len() {
+                assert_eq!(follow(&ok, &[a, b], 10), Ok(()), "split at {a}, {b}");
+            }
+        }
+        for a in GRPC_HEADER_LEN..=over.len() {
+            for b in a..=over.len() {
+                assert_eq!(follow(&over, &[a, b], 10), Err(11), "split at {a}, {b}");
+            }
+        }
+        // One byte at a time, and a prefix announcing 4 GiB - 1.
+        let cuts: Vec<usize> = (0..over.len()).collect();
+        assert_eq!(follow(&over, &cuts, 10), Err(11));
+        let mut huge = framed(&[1]);
+        huge.extend_from_slice(&[0, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(follow(&huge, &[7, 8, 9], 10), Err(u64::from(u32::MAX)));
+        // A body cut inside a prefix or a message is the backend's to judge, not a size error.
+        assert_eq!(follow(&ok[..ok.len() - 1], &[], 10), Ok(()));
+        // (`over` up to the third message's prefix, which it cuts after 3 of its 5 bytes.)
+        assert_eq!(follow(&over[..20], &[], 10), Ok(()));
+    }
 }

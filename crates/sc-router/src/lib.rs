@@ -40,6 +40,8 @@ mod backends;
 mod direct;
 mod error;
 mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod lifecycle;
 pub mod limits;
@@ -161,6 +163,11 @@ impl RouterBuilder {
             .validate()
             .map_err(|why| RouterError::Provider(ProviderError::Config(why)))?;
         let metrics = Arc::new(Metrics::new());
+        metrics.show_limits(
+            &self.settings.limits,
+            self.settings.max_message_size,
+            self.settings.first_message_timeout,
+        );
         let pool = BackendPool::new(self.providers, self.settings.clone(), metrics.clone());
         pool.refresh().await?;
         let persist = self.store.clone().map(lifecycle::spawn_writer);
@@ -409,6 +416,11 @@ impl Router {
             policy: policy.name().to_owned(),
         };
         self.inner.policy.store(Arc::new(policy));
+        self.inner.metrics.show_limits(
+            &limits,
+            self.inner.settings.max_message_size,
+            self.inner.settings.first_message_timeout,
+        );
         self.inner.limiter.reconfigure(limits);
         info!(added = ?report.backends_added, removed = ?report.backends_removed, policy = %report.policy, "configuration reloaded");
         Ok(report)

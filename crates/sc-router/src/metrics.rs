@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -14,6 +15,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sc_backend_api::BackendId;
+
+use crate::limits::LimitSettings;
 
 /// A backend id as a label value, without copying it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -64,6 +67,7 @@ pub struct Metrics {
     active_streams: Family<BackendLabels, Gauge>,
     bytes: Family<BytesLabels, Counter>,
     limits: Family<LimitLabels, Counter>,
+    limits_set: Family<LimitLabels, Gauge<f64, AtomicU64>>,
     up: Family<BackendLabels, Gauge>,
     queries: Family<BackendLabels, Counter>,
     query_seconds: Family<BackendLabels, Counter<f64, AtomicU64>>,
@@ -144,6 +148,7 @@ impl Metrics {
         let active_streams = Family::<BackendLabels, Gauge>::default();
         let bytes = Family::<BytesLabels, Counter>::default();
         let limits = Family::<LimitLabels, Counter>::default();
+        let limits_set = Family::<LimitLabels, Gauge<f64, AtomicU64>>::default();
         let up = Family::<BackendLabels, Gauge>::default();
         let queries = Family::<BackendLabels, Counter>::default();
         let query_seconds = Family::<BackendLabels, Counter<f64, AtomicU64>>::default();
@@ -182,8 +187,13 @@ impl Metrics {
         );
         registry.register(
             "limit_rejections",
-            "Calls refused by a configured limit (sessions_per_user, streams_per_user, streams_total, rate)",
+            "Calls refused by a configured limit (sessions_per_user, streams_per_user, streams_total, rate, max_message_size, first_message_timeout)",
             limits.clone(),
+        );
+        registry.register(
+            "limit",
+            "Limits in force, by limit: sessions_per_user, streams_per_user, streams_total (sessions or calls), rate (calls per second per user), burst (calls), max_message_size (bytes), first_message_timeout (seconds); 0 means no limit",
+            limits_set.clone(),
         );
         registry.register(
             "calls",
@@ -218,6 +228,7 @@ impl Metrics {
             active_streams,
             bytes,
             limits,
+            limits_set,
             up,
             queries,
             query_seconds,
@@ -233,6 +244,34 @@ impl Metrics {
 
     pub(crate) fn limit_rejected(&self, limit: &'static str) {
         self.limits.get_or_create(&LimitLabels { limit }).inc();
+    }
+
+    /// Shows the limits in force in `sc_proxy_limit`: at start, and again after every reload.
+    pub(crate) fn show_limits(
+        &self,
+        limits: &LimitSettings,
+        max_message_size: usize,
+        first_message_timeout: Duration,
+    ) {
+        let count = |n: Option<usize>| n.map_or(0.0, |n| n as f64);
+        let rate = limits.requests_per_second.map_or(0.0, f64::from);
+        let burst = limits
+            .burst
+            .or(limits.requests_per_second)
+            .map_or(0.0, f64::from);
+        for (limit, value) in [
+            ("sessions_per_user", count(limits.max_sessions_per_user)),
+            ("streams_per_user", count(limits.max_streams_per_user)),
+            ("streams_total", count(limits.max_streams_total)),
+            ("rate", rate),
+            ("burst", burst),
+            ("max_message_size", max_message_size as f64),
+            ("first_message_timeout", first_message_timeout.as_secs_f64()),
+        ] {
+            self.limits_set
+                .get_or_create(&LimitLabels { limit })
+                .set(value);
+        }
     }
 
     pub(crate) fn backend(&self, id: &BackendId) -> BackendMetrics {

@@ -22,7 +22,7 @@ use tower::{Service, ServiceExt as _};
 use tracing::{debug, info, warn};
 
 use crate::error::code_name;
-use crate::forward::{self, Downstream, Observer, Upstream};
+use crate::forward::{self, Cut, Downstream, Observer, Upstream};
 use crate::registry::{Session, SessionKind};
 use crate::{Inner, RouterError};
 use sc_store::{Change, OperationRecord, RecordKind};
@@ -83,7 +83,7 @@ where
                 Ok(response) => Ok(response),
                 Err(error) => {
                     let status = error.to_status();
-                    if let RouterError::LimitExceeded { limit, .. } = &error {
+                    if let Some(limit) = limit_of(&error) {
                         inner.metrics.limit_rejected(limit);
                     }
                     // Backend failures are counted per backend in `calls` by `CallEnd`.
@@ -97,6 +97,20 @@ where
                 }
             }
         })
+    }
+}
+
+/// The `limit` label of calls refused for a message over `router.max_message_size`.
+const LIMIT_MESSAGE_SIZE: &str = "max_message_size";
+
+/// The configured limit that refused a call, as labelled in `sc_proxy_limit_rejections_total`
+/// (`None` for errors that are not a limit's).
+fn limit_of(error: &RouterError) -> Option<&'static str> {
+    match error {
+        RouterError::LimitExceeded { limit, .. } => Some(*limit),
+        RouterError::MessageTooLarge { .. } => Some(LIMIT_MESSAGE_SIZE),
+        RouterError::FirstMessageTimeout(_) => Some("first_message_timeout"),
+        _ => None,
     }
 }
 
@@ -132,6 +146,8 @@ impl Inner {
             &mut scratch,
         )?;
         let fields = wire::read_request_fields(method, message)?;
+        // Later messages whose prefix came with the first are checked now, the rest as they pass.
+        let later_messages = head.later_messages(self.settings.max_message_size)?;
         let mut caller = Caller::new(identity.as_ref(), &fields, self.admin_group.as_deref());
         caller.peer = peer_addr(&parts.extensions);
         let permit = if self.limiter.enabled() {
@@ -182,9 +198,13 @@ impl Inner {
                 .headers
                 .insert(http::header::AUTHORIZATION, token.clone());
         }
+        // Set if a later message of the request is too large: the call is then cut.
+        let cut = Arc::new(Cut::default());
         let upstream = Upstream::new(
             head,
             body,
+            later_messages,
+            cut.clone(),
             backend.metrics.bytes_to_backend.clone(),
             session.stats.clone(),
         );
@@ -217,6 +237,7 @@ impl Inner {
             release,
             spark_session,
             started: std::time::Instant::now(),
+            cut: cut.clone(),
             _permit: permit,
         };
         let sent = match &backend.direct {
@@ -231,6 +252,14 @@ impl Inner {
         let response = match sent {
             Ok(response) => response,
             Err(reason) => {
+                if let Some(error) = cut.error() {
+                    // The proxy cut the request (a later message too large) before the backend
+                    // answered: the client learns why, and the backend is not at fault.
+                    debug!(method = method.name(), backend = %backend.id(), %error, "call cut");
+                    self.metrics.limit_rejected(LIMIT_MESSAGE_SIZE);
+                    call.finish(Some(error.code() as i32));
+                    return Ok(error.to_status().into_http());
+                }
                 crate::health::mark_unreachable(&self.settings.health, &backend, &reason);
                 let error = backend.unavailable(reason);
                 warn!(backend = %backend.id(), %error, "backend call failed");
@@ -626,12 +655,20 @@ struct CallEnd {
     /// The Spark session of a control session's call (a bound session is its own).
     spark_session: Option<String>,
     started: std::time::Instant,
+    /// Set if the router cut the request (a later message too large).
+    cut: Arc<Cut>,
     /// The call's place in the in-flight limits, given back when the call ends.
     _permit: Option<crate::limits::StreamPermit>,
 }
 
 impl Observer for CallEnd {
     fn broken(&self, cause: &tonic::Status) -> tonic::Status {
+        if let Some(error) = self.cut.error() {
+            // The stream broke because the router cut the request: not the backend's fault.
+            debug!(method = self.method.name(), backend = %self.session.backend.id(), %error, "call cut");
+            self.inner.metrics.limit_rejected(LIMIT_MESSAGE_SIZE);
+            return error.to_status();
+        }
         let reason = format!("the response stream broke ({})", cause.message());
         crate::health::mark_unreachable(
             &self.inner.settings.health,

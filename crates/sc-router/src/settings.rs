@@ -8,8 +8,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouterSettings {
-    /// Largest gRPC message the router reads to route a call, in bytes (Spark's own default,
-    /// 128 MiB, when unset). Larger first messages get `RESOURCE_EXHAUSTED`.
+    /// Largest gRPC request message, in bytes (Spark's own default, 128 MiB, when unset). The
+    /// first message of a call is read to route it; later messages of a client stream are only
+    /// measured by their length prefixes. A larger one ends the call with `RESOURCE_EXHAUSTED`.
     pub max_message_size: usize,
     /// How long to wait for a TCP (and TLS) connection to a backend.
     #[serde(with = "humantime_serde")]

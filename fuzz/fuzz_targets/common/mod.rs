@@ -151,3 +151,42 @@ pub fn borrowed_from(inner: &str, outer: &[u8]) -> bool {
     let p = inner.as_ptr() as usize;
     p >= start && p + inner.len() <= start + outer.len()
 }
+
+/// A body cut into frames, read from a fuzz input laid out as: one byte of flags, one byte
+/// choosing a size limit, one byte `n`, `n` frame lengths (one byte each), then the body. The
+/// body is cut into frames of those lengths in turn (0 makes an empty frame); what is left after
+/// the last one is the last frame.
+pub struct Chunked<'a> {
+    pub flags: u8,
+    /// 16 to 4080 bytes, or `usize::MAX` (no limit) when the byte is 0.
+    pub limit: usize,
+    pub body: &'a [u8],
+    pub chunks: Vec<&'a [u8]>,
+}
+
+impl<'a> Chunked<'a> {
+    pub fn parse(data: &'a [u8]) -> Option<Self> {
+        let (&flags, rest) = data.split_first()?;
+        let (&limit, rest) = rest.split_first()?;
+        let (&n, rest) = rest.split_first()?;
+        let lengths = rest.get(..usize::from(n))?;
+        let body = rest.get(usize::from(n)..)?;
+        let mut chunks = Vec::with_capacity(lengths.len() + 1);
+        let mut left = body;
+        for &len in lengths {
+            let (chunk, after) = left.split_at(usize::from(len).min(left.len()));
+            chunks.push(chunk);
+            left = after;
+        }
+        chunks.push(left);
+        Some(Chunked {
+            flags,
+            limit: match limit {
+                0 => usize::MAX,
+                l => usize::from(l) * 16,
+            },
+            body,
+            chunks,
+        })
+    }
+}
