@@ -41,22 +41,7 @@ async fn thirty_two_mib_messages_pass_at_default_settings() {
 
     // A 32 MiB first request message (the one the router reads to route the call), and a
     // second one behind it.
-    let artifact = |name: &str| pb::AddArtifactsRequest {
-        session_id: "s".into(),
-        user_context: ctx("u"),
-        payload: Some(pb::add_artifacts_request::Payload::Batch(
-            pb::add_artifacts_request::Batch {
-                artifacts: vec![pb::add_artifacts_request::SingleChunkArtifact {
-                    name: name.into(),
-                    data: Some(pb::add_artifacts_request::ArtifactChunk {
-                        data: vec![7u8; BIG].into(),
-                        crc: 0,
-                    }),
-                }],
-            },
-        )),
-        ..Default::default()
-    };
+    let artifact = |name: &str| artifact_req("s", "u", name, BIG);
     let added = c
         .add_artifacts(futures_util::stream::iter(vec![
             artifact("jars/a.jar"),

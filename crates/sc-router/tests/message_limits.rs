@@ -27,22 +27,7 @@ fn four_mib() -> RouterSettings {
 }
 
 fn artifact(name: &str, size: usize) -> pb::AddArtifactsRequest {
-    pb::AddArtifactsRequest {
-        session_id: "s".into(),
-        user_context: ctx("u"),
-        payload: Some(pb::add_artifacts_request::Payload::Batch(
-            pb::add_artifacts_request::Batch {
-                artifacts: vec![pb::add_artifacts_request::SingleChunkArtifact {
-                    name: name.into(),
-                    data: Some(pb::add_artifacts_request::ArtifactChunk {
-                        data: vec![7u8; size].into(),
-                        crc: 0,
-                    }),
-                }],
-            },
-        )),
-        ..Default::default()
-    }
+    artifact_req("s", "u", name, size)
 }
 
 /// An AddArtifacts call whose messages are sent `gap` apart: with a gap, each message leaves the

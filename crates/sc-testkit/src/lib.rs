@@ -549,6 +549,26 @@ pub fn ctx(user: &str) -> Option<pb::UserContext> {
     })
 }
 
+/// An AddArtifacts message carrying one artifact of `size` bytes.
+pub fn artifact_req(session: &str, user: &str, name: &str, size: usize) -> pb::AddArtifactsRequest {
+    pb::AddArtifactsRequest {
+        session_id: session.into(),
+        user_context: ctx(user),
+        payload: Some(pb::add_artifacts_request::Payload::Batch(
+            pb::add_artifacts_request::Batch {
+                artifacts: vec![pb::add_artifacts_request::SingleChunkArtifact {
+                    name: name.into(),
+                    data: Some(pb::add_artifacts_request::ArtifactChunk {
+                        data: vec![7u8; size].into(),
+                        crc: 0,
+                    }),
+                }],
+            },
+        )),
+        ..Default::default()
+    }
+}
+
 pub fn config_req(session: &str, user: &str) -> pb::ConfigRequest {
     pb::ConfigRequest {
         session_id: session.into(),
