@@ -130,6 +130,61 @@ fn shell_in_a_terminal() {
 }
 
 #[test]
+fn shell_shows_progress_and_ctrl_c_cancels() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("sc-cli-cancel-{}", std::process::id());
+    let cmd = format!(
+        "{BIN} --remote '{}' shell --history '{}'",
+        remote(),
+        dir.path().join("history").display()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "160",
+        "-y",
+        "50",
+        &cmd,
+    ]);
+    let _guard = Session(name.clone());
+    wait_for(&name, "spark> ", Duration::from_secs(60));
+
+    // A query that runs for minutes: the progress line shows while it runs.
+    type_line(
+        &name,
+        "select max(id % 7 + id % 13) from range(0, 20000000000, 1, 8);",
+    );
+    let s = wait_for(&name, "[progress] ", Duration::from_secs(120));
+    assert!(s.contains("% tasks "), "progress line not as printed:\n{s}");
+    assert!(!s.contains("query cancelled"), "{s}");
+
+    // Ctrl-C cancels it, and the shell says so instead of exiting.
+    tmux(&["send-keys", "-t", &name, "C-c"]);
+    let s = wait_for(&name, "query cancelled", Duration::from_secs(60));
+    assert!(
+        !s.contains("|max("),
+        "the query finished instead of being cancelled:\n{s}"
+    );
+
+    // The shell goes on: the next statement prints its table.
+    type_line(&name, "select 1;");
+    let s = wait_for(
+        &name,
+        "+---+\n|  1|\n+---+\n|  1|\n+---+",
+        Duration::from_secs(60),
+    );
+    let after = s.split("query cancelled").nth(1).unwrap_or_default();
+    assert!(
+        after.contains("spark> select 1;"),
+        "no prompt after the cancellation:\n{s}"
+    );
+    type_line(&name, ":quit");
+}
+
+#[test]
 fn one_shot_sql_formats_and_errors() {
     let run = |args: &[&str]| {
         let out = Command::new(BIN)

@@ -188,6 +188,8 @@ pub(crate) struct Shared {
     pub(crate) user_context: pb::UserContext,
     pub(crate) client_type: String,
     pub(crate) retry: RetryPolicy,
+    /// The largest message sent or accepted, in bytes.
+    pub(crate) max_message_size: usize,
     pub(crate) server_side_session_id: Mutex<Option<String>>,
     pub(crate) stopped: AtomicBool,
     pub(crate) plan_ids: AtomicI64,
@@ -246,6 +248,17 @@ impl SparkClient {
                 observed: observed.to_string(),
             }),
         }
+    }
+
+    /// Refuses a request larger than the message limit before it is sent: the transport would
+    /// only report a broken HTTP/2 stream.
+    fn check_size(&self, request: &impl prost::Message) -> Result<()> {
+        let size = request.encoded_len();
+        let limit = self.shared.max_message_size;
+        if size > limit {
+            return Err(Error::MessageTooLarge { size, limit });
+        }
+        Ok(())
     }
 
     fn ensure_running(&self) -> Result<()> {
@@ -314,6 +327,7 @@ impl SparkClient {
             client_type: Some(self.shared.client_type.clone()),
             analyze: Some(analyze),
         };
+        self.check_size(&req)?;
         let resp = self
             .unary(req, |mut g, r| async move { g.analyze_plan(r).await })
             .await?;
@@ -445,6 +459,7 @@ impl SparkClient {
             }],
             tags,
         };
+        self.check_size(&request)?;
         let done = Arc::new(AtomicBool::new(false));
         let state = ExecState {
             client: self.clone(),

@@ -49,6 +49,19 @@ pub enum Error {
         /// The one it sees now.
         observed: String,
     },
+    /// A request is larger than the message limit
+    /// ([`SparkSessionBuilder::max_message_size`](crate::SparkSessionBuilder::max_message_size),
+    /// 128 MiB by default), so it was not sent. A response over the limit is an [`Error::Rpc`]
+    /// with code `OutOfRange`.
+    #[error(
+        "the request is {size} bytes, more than the message limit of {limit} bytes (raise it with max_message_size)"
+    )]
+    MessageTooLarge {
+        /// The encoded size of the request.
+        size: usize,
+        /// The message limit.
+        limit: usize,
+    },
     /// The session was stopped with [`SparkSession::stop`](crate::SparkSession::stop).
     #[error("the session is stopped")]
     SessionStopped,

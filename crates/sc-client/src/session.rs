@@ -69,7 +69,9 @@ impl SparkSessionBuilder {
         self
     }
 
-    /// The largest gRPC message accepted or sent, 128 MiB by default.
+    /// The largest gRPC message accepted or sent, 128 MiB by default. A larger response fails
+    /// with an [`Error::Rpc`] of code `OutOfRange`; a larger request is not sent and fails with
+    /// [`Error::MessageTooLarge`].
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = Some(bytes);
         self
@@ -170,6 +172,7 @@ impl SparkSessionBuilder {
             },
             client_type,
             retry: self.retry.unwrap_or_default(),
+            max_message_size: size,
             server_side_session_id: Mutex::new(None),
             stopped: AtomicBool::new(false),
             plan_ids: AtomicI64::new(0),

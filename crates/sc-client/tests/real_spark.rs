@@ -536,11 +536,25 @@ async fn interrupt_by_tag_and_all() {
         .range_with(Some(0), 200_000_000_000, 1, Some(2))
         .select([sum(sqrt(col("id")))]);
     // Tags are taken when the execution starts.
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = running.clone();
+    spark.register_progress_handler(move |p| {
+        if p.total_tasks > 0 {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
     let task = tokio::spawn(async move { slow.collect().await });
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Interrupt once its Spark job runs (progress says so): an interrupt that arrives before
+    // the job is submitted ends the operation but leaves the job running for many minutes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !running.load(std::sync::atomic::Ordering::Relaxed) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query never reported progress"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     spark.clear_tags();
-    // The execution registers with the server after a moment (longer on a loaded machine):
-    // interrupt until it is found.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let ids = loop {
         let ids = spark.interrupt_tag("slow-one").await.unwrap();
@@ -561,6 +575,114 @@ async fn interrupt_by_tag_and_all() {
     );
     spark.interrupt_all().await.unwrap();
     assert!(spark.add_tag("a,b").is_err());
+}
+
+#[tokio::test]
+async fn interrupt_by_operation_id() {
+    let spark = spark().await;
+    // Progress reports name the operation: they say when its Spark job is running.
+    let running = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = running.clone();
+    spark.register_progress_handler(move |p| {
+        if p.total_tasks > 0 {
+            seen.lock().unwrap().push(p.operation_id.clone());
+        }
+    });
+    // Far more work than the test waits for: it only ends by being interrupted.
+    let slow = spark
+        .range_with(Some(0), 200_000_000_000, 1, Some(2))
+        .select([sum(sqrt(col("id")))]);
+    let mut stream = slow.to_stream().await.unwrap();
+    let id = stream.operation_id().to_string();
+    // The execution starts when the stream is first polled.
+    let task = tokio::spawn(async move { stream.next().await });
+    // Interrupt once the job runs: Spark cancels the jobs an operation has started, so an
+    // interrupt that arrives before the job is submitted would leave the job running.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !running.lock().unwrap().contains(&id) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query never reported progress"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A made-up operation id interrupts nothing.
+    let none = spark
+        .interrupt_operation("00000000-0000-4000-8000-000000000000")
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+    let ids = spark.interrupt_operation(&id).await.unwrap();
+    assert_eq!(ids, std::slice::from_ref(&id));
+    let first = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("the interrupted query kept running")
+        .unwrap()
+        .expect("the stream ended without a result or an error");
+    let err = first.expect_err("the interrupted query returned a batch");
+    assert_eq!(err.error_class(), Some("OPERATION_CANCELED"), "{err}");
+    // The job ended on the server too (it would hold both cores for many minutes), and the
+    // session goes on.
+    let count = tokio::time::timeout(Duration::from_secs(60), spark.range(0, 5).count())
+        .await
+        .expect("the interrupted job still occupies the server");
+    assert_eq!(count.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn server_stack_trace_via_fetch_error_details() {
+    let spark = spark().await;
+    // Spark's default, set explicitly: the server keeps the stack trace it returns through
+    // FetchErrorDetails.
+    spark
+        .conf()
+        .set("spark.sql.connect.serverStacktrace.enabled", "true")
+        .await
+        .unwrap();
+    let err = spark
+        .sql("select 1/0")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_class(), Some("DIVIDE_BY_ZERO"));
+    let se = err.spark_error().unwrap();
+    assert!(se.error_id.is_some(), "{se:?}");
+    // Only the FetchErrorDetails answer fills the stack trace: the gRPC status has none.
+    assert!(!se.stack_trace.is_empty(), "{se:?}");
+    assert!(
+        se.stack_trace
+            .iter()
+            .any(|f| f.starts_with("org.apache.spark.")),
+        "{:?}",
+        se.stack_trace
+    );
+    assert!(se.exception_class.contains("Arithmetic"), "{se:?}");
+    assert_eq!(
+        se.message_parameters.get("config").map(String::as_str),
+        Some("\"spark.sql.ansi.enabled\""),
+        "{se:?}"
+    );
+
+    // Without error enrichment the server sends no error id, so there is nothing to fetch.
+    let plain = crate::spark().await;
+    plain
+        .conf()
+        .set("spark.sql.connect.enrichError.enabled", "false")
+        .await
+        .unwrap();
+    let err = plain
+        .sql("select 1/0")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_class(), Some("DIVIDE_BY_ZERO"));
+    let se = err.spark_error().unwrap();
+    assert!(se.error_id.is_none(), "{se:?}");
+    assert!(se.stack_trace.is_empty(), "{se:?}");
 }
 
 #[tokio::test]
@@ -702,6 +824,26 @@ async fn stop_releases_the_session() {
         Err(Error::SessionStopped)
     ));
     spark.stop().await.unwrap();
+
+    // The server closed the session: a new client with the same session id (and user) is
+    // refused, which it would not be had ReleaseSession not reached the server.
+    let again = SparkSession::builder()
+        .remote(format!(
+            "{}/;user_id=sc-client-test;session_id={}",
+            remote(),
+            spark.session_id()
+        ))
+        .build()
+        .await
+        .unwrap();
+    let err = again.version().await.unwrap_err();
+    assert_eq!(
+        err.error_class(),
+        Some("INVALID_HANDLE.SESSION_CLOSED"),
+        "{err}"
+    );
+    // A fresh session id still works.
+    assert!(crate::spark().await.version().await.is_ok());
 }
 
 #[tokio::test]
