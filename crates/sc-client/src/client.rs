@@ -470,6 +470,7 @@ impl SparkClient {
             stream: None,
             finished: false,
             attempt: 0,
+            empty_ends: 0,
             done: done.clone(),
         };
         let inner = futures_util::stream::unfold(state, ExecState::next).boxed();
@@ -560,6 +561,10 @@ struct ExecState {
     stream: Option<tonic::Streaming<pb::ExecutePlanResponse>>,
     finished: bool,
     attempt: u32,
+    /// Streams in a row that ended cleanly without a new response (one with a response id not
+    /// seen before): a server that keeps doing that is answered with backoff and, past the retry
+    /// limit, an error, never a busy loop.
+    empty_ends: u32,
     done: Arc<AtomicBool>,
 }
 
@@ -642,6 +647,11 @@ impl ExecState {
                     // The server has the operation now: later tries reattach.
                     self.request = None;
                     self.attempt = 0;
+                    if !resp.response_id.is_empty()
+                        && self.last_response_id.as_deref() != Some(resp.response_id.as_str())
+                    {
+                        self.empty_ends = 0;
+                    }
                     if let Err(e) = self.client.check_ssid(&resp.server_side_session_id) {
                         self.finished = true;
                         return Some((Err(e), self));
@@ -692,6 +702,22 @@ impl ExecState {
                         // reattach anyway, ExecutePlan would fail with "already exists".
                         self.request = None;
                     }
+                    let limit = self.client.shared.retry.max_retries;
+                    match self.empty_ends {
+                        0 => {}
+                        n if n >= limit => {
+                            self.finished = true;
+                            self.done.store(true, Ordering::Release);
+                            let err = Error::Protocol(format!(
+                                "the server ended the stream of operation {} {} times in a row without a new response or ResultComplete; giving up",
+                                self.operation_id,
+                                n + 1
+                            ));
+                            return Some((Err(err), self));
+                        }
+                        n => tokio::time::sleep(self.client.shared.retry.backoff(n - 1)).await,
+                    }
+                    self.empty_ends += 1;
                 }
                 Err(status) => {
                     self.stream = None;

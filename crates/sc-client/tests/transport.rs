@@ -781,3 +781,34 @@ async fn a_token_to_a_non_loopback_host_goes_over_tls_only() {
     assert_eq!(calls.len(), 1);
     assert_eq!(header(&calls[0], "authorization"), Some("Bearer secret"));
 }
+
+/// A server whose execution streams keep ending without ResultComplete or any new response
+/// (sc-testkit's fake does exactly that) gets a bounded number of reattaches with backoff, then
+/// a protocol error: never a busy loop.
+#[tokio::test]
+async fn a_stream_that_never_completes_ends_in_an_error_not_a_busy_loop() {
+    let (addr, seen) = sc_testkit::spawn_backend("fake").await;
+    let spark = SparkSession::builder()
+        .remote(format!("sc://{addr}/;user_id=bob"))
+        .retry_policy(quick_retries(3))
+        .build()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(20), spark.range(0, 3).collect())
+        .await
+        .expect("collect() kept reattaching");
+    match result {
+        Err(Error::Protocol(message)) => {
+            assert!(message.contains("without a new response"), "{message}")
+        }
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+    let reattaches = seen.count("ReattachExecute");
+    assert!(
+        (1..=4).contains(&reattaches),
+        "{reattaches} reattaches for a stream that never completes"
+    );
+    // Backoff between the empty streams: 40 + 80 ms at least.
+    assert!(started.elapsed() >= Duration::from_millis(120));
+}
