@@ -78,7 +78,7 @@ impl Workers {
         listener: TcpListener,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), String> {
-        let Workers { senders, done } = self;
+        let Workers { mut senders, done } = self;
         let mut next = 0;
         loop {
             let accepted = tokio::select! {
@@ -94,14 +94,34 @@ impl Workers {
                 }
             };
             let _ = stream.set_nodelay(true);
-            match stream.into_std() {
-                Ok(stream) => {
-                    if senders[next].send((stream, addr)).is_err() {
-                        return Err(format!("gRPC worker {next} stopped"));
-                    }
-                    next = (next + 1) % senders.len();
+            let mut accepted = match stream.into_std() {
+                Ok(stream) => (stream, addr),
+                Err(e) => {
+                    warn!(peer = %addr, error = %e, "cannot hand a connection over");
+                    continue;
                 }
-                Err(e) => warn!(peer = %addr, error = %e, "cannot hand a connection over"),
+            };
+            // A worker that stopped (it cannot, short of a bug) leaves the rotation; the
+            // connection goes to the next one.
+            loop {
+                if senders.is_empty() {
+                    return Err("every gRPC worker thread stopped".into());
+                }
+                next %= senders.len();
+                match senders[next].send(accepted) {
+                    Ok(()) => {
+                        next += 1;
+                        break;
+                    }
+                    Err(mpsc::error::SendError(back)) => {
+                        tracing::error!(
+                            worker = next,
+                            "a gRPC worker thread stopped; serving on the others"
+                        );
+                        senders.remove(next);
+                        accepted = back;
+                    }
+                }
             }
         }
         drop(listener);
