@@ -328,3 +328,52 @@ async fn a_replaced_certificate_is_picked_up_without_a_restart() {
     // The connection made before the reload keeps working.
     old_client.config(config_req("a", "u")).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn require_client_cert_refuses_clients_without_a_certificate_even_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = ca("proxy CA");
+    let client_ca = ca("client CA");
+    let (server_cert, server_key) = leaf(&server_ca, "localhost", &["localhost", "127.0.0.1"]);
+    let (dave_cert, dave_key) = leaf(&client_ca, "dave", &["dave.client"]);
+    let (backend, state) = spawn_backend("plain").await;
+    let yaml = format!(
+        "store:\n  type: memory\nbackend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\nserver:\n  listen_addr: 127.0.0.1:0\n  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n    client_ca_file: {}\n    require_client_cert: true\ncontrol:\n  listen_addr: 127.0.0.1:0\nauth:\n  mtls: {{}}\n  tokens:\n    - token: t0k3n\n      user: tina\n",
+        write(dir.path(), "server.pem", &server_cert).display(),
+        write(dir.path(), "server.key", &server_key).display(),
+        write(dir.path(), "client-ca.pem", &client_ca.pem).display(),
+    );
+    let (grpc, _) = start(&yaml).await;
+
+    // No certificate: no call gets through, not even with a valid token.
+    let configs = || state.seen().iter().filter(|s| s.method == "Config").count();
+    let before = configs();
+    match tls_client(grpc, &server_ca.pem, None).await {
+        Err(_) => {} // Refused during the handshake.
+        Ok(mut c) => {
+            let mut req = tonic::Request::new(config_req("x", "tina"));
+            req.metadata_mut()
+                .insert("authorization", "Bearer t0k3n".parse().unwrap());
+            let err = c.config(req).await.unwrap_err();
+            assert!(
+                matches!(err.code(), tonic::Code::Unavailable | tonic::Code::Unknown),
+                "a client without a certificate got {err:?}"
+            );
+        }
+    }
+    assert_eq!(
+        configs(),
+        before,
+        "the backend saw a call without a certificate"
+    );
+
+    // With a certificate from the client CA the call goes through, as that identity.
+    let mut dave = tls_client(grpc, &server_ca.pem, Some((&dave_cert, &dave_key)))
+        .await
+        .unwrap();
+    dave.config(config_req("d", "mallory")).await.unwrap();
+    assert_eq!(configs(), before + 1);
+    let seen = state.seen();
+    let config = seen.iter().rev().find(|s| s.method == "Config").unwrap();
+    assert_eq!(config.user_id, "dave");
+}

@@ -32,6 +32,7 @@ pub struct Seen {
     pub method: &'static str,
     pub session_id: String,
     pub user_id: String,
+    pub user_name: String,
     pub metadata: MetadataMap,
 }
 
@@ -74,6 +75,10 @@ impl FakeState {
             method,
             session_id: session_id.to_owned(),
             user_id: ctx.as_ref().map(|c| c.user_id.clone()).unwrap_or_default(),
+            user_name: ctx
+                .as_ref()
+                .map(|c| c.user_name.clone())
+                .unwrap_or_default(),
             metadata: metadata.clone(),
         });
     }
