@@ -704,4 +704,96 @@ server:
         });
         assert!(ProxyConfig::load(Some(Path::new("/nonexistent.yaml"))).is_err());
     }
+
+    #[test]
+    fn inconsistent_settings_are_refused_naming_the_keys() {
+        let e = err("server:\n  worker_threads: 1025");
+        assert!(e.contains("server.worker_threads is 1025"), "{e}");
+        let c = ProxyConfig::from_yaml("server:\n  worker_threads: 1024").unwrap();
+        assert_eq!(c.server.threads(), 1024);
+        let c = ProxyConfig::from_yaml("server:\n  worker_threads: 0").unwrap();
+        assert!(c.server.threads() >= 1, "0 means one per CPU");
+
+        // The idle timeout must outlast the keep-alive pings that keep honest clients busy.
+        let e = err("server:\n  idle_timeout: 10s\nrouter:\n  keepalive_interval: 10s");
+        assert!(
+            e.contains("server.idle_timeout") && e.contains("router.keepalive_interval"),
+            "{e}"
+        );
+        ProxyConfig::from_yaml("server:\n  idle_timeout: 11s\nrouter:\n  keepalive_interval: 10s")
+            .unwrap();
+
+        let e = err("control:\n  tls: true");
+        assert!(e.contains("control.tls") && e.contains("server.tls"), "{e}");
+        let e = err("server:\n  tls:\n    enabled: true\n    cert_file: c.pem");
+        assert!(e.contains("server.tls.key_file"), "{e}");
+
+        // Both places for the control plane's address are fine when they agree.
+        let c = ProxyConfig::from_yaml(
+            "control:\n  listen_addr: 127.0.0.1:9001\nserver:\n  control_api:\n    listen_addr: 127.0.0.1:9001\n",
+        )
+        .unwrap();
+        assert_eq!(c.control.listen_addr, "127.0.0.1:9001");
+        let e = err("control:\n  listen_addr: 127.0.0.1");
+        assert!(e.contains("control.listen_addr '127.0.0.1'"), "{e}");
+        // Any loopback address may listen without authentication; another may not.
+        ProxyConfig::from_yaml("server:\n  listen_addr: 127.0.0.2:8080").unwrap();
+        let e = err("control:\n  listen_addr: 10.1.2.3:8081");
+        assert!(e.contains("control.listen_addr '10.1.2.3:8081'"), "{e}");
+    }
+
+    #[test]
+    fn policy_spellings_and_params_are_checked() {
+        // `type` and `name` may both be given if they agree (case aside).
+        let c =
+            ProxyConfig::from_yaml("load_policy:\n  type: one_to_one\n  name: ONE_TO_ONE").unwrap();
+        assert_eq!(c.policy().unwrap().name(), "ONE_TO_ONE");
+        let e = err("load_policy:\n  type: ROUND_ROBIN\n  name: ONE_TO_ONE");
+        assert!(e.contains("disagree"), "{e}");
+        // max_size as a number, as a string, and out of place.
+        let c = ProxyConfig::from_yaml(
+            "load_policy:\n  type: MAX_SESSIONS\n  params:\n    max_size: 3",
+        )
+        .unwrap();
+        assert_eq!(c.policy().unwrap().name(), "MAX_SESSIONS");
+        ProxyConfig::from_yaml(
+            "load_policy:\n  type: MAX_SESSIONS\n  params:\n    max_size: ' 7 '",
+        )
+        .unwrap();
+        let e = err("load_policy:\n  type: MAX_SESSIONS\n  params:\n    max_size: 0");
+        assert!(e.contains("at least 1"), "{e}");
+        let e = err("load_policy:\n  type: ROUND_ROBIN\n  params:\n    max_size: 3");
+        assert!(
+            e.contains("max_size applies only to MAX_SESSIONS, not ROUND_ROBIN"),
+            "{e}"
+        );
+        let c = ProxyConfig::from_yaml("load_policy:\n  type: least_sessions").unwrap();
+        assert_eq!(c.policy().unwrap().name(), "LEAST_SESSIONS");
+        // The provider type is case-insensitive; PREDEFINED without a spec is localhost:15002.
+        let c = ProxyConfig::from_yaml("backend_provider:\n  type: predefined").unwrap();
+        assert_eq!(c.backend_provider.name, "default");
+        assert_eq!(c.policy().unwrap().name(), "ROUND_ROBIN");
+        c.provider().unwrap();
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn load_reads_the_file_and_names_an_unknown_key_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        // In a jail: the environment test sets SC_* variables that `load` reads.
+        figment::Jail::expect_with(|_jail| {
+            std::fs::write(&path, "log_level: error\naudit:\n  file: /tmp/audit.log\n").unwrap();
+            let c = ProxyConfig::load(Some(&path)).unwrap();
+            assert_eq!(c.log_level, LogLevel::Error);
+            assert_eq!(c.audit.file.as_deref(), Some(Path::new("/tmp/audit.log")));
+            std::fs::write(&path, "log_level: warn\nrouter:\n  max_mesage_size: 5\n").unwrap();
+            let e = ProxyConfig::load(Some(&path)).unwrap_err().to_string();
+            assert!(e.contains("max_mesage_size"), "{e}");
+            // A directory is not a configuration file.
+            let e = ProxyConfig::load(Some(dir.path())).unwrap_err().to_string();
+            assert!(e.contains("does not exist or is not a file"), "{e}");
+            Ok(())
+        });
+    }
 }

@@ -812,3 +812,222 @@ async fn the_clients_authorization_never_reaches_a_backend_with_authentication_o
         "Bearer backend-secret"
     );
 }
+
+#[tokio::test]
+async fn operation_index_routes_interrupt_of_a_foreign_session_id() {
+    let (eps, states) = two_backends().await;
+    let router = router(
+        &eps,
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
+    let mut c = client(spawn_proxy(&router).await).await;
+    let owner = backend_of(&mut c, "s", "u").await;
+    c.execute_plan(execute_req("s", "u", "op-88", "select 1"))
+        .await
+        .unwrap();
+    // An interrupt by operation id whose session id the proxy has never seen reaches the
+    // backend that ran the operation (not the proxy's own "nothing to interrupt" answer).
+    let resp = c
+        .interrupt(pb::InterruptRequest {
+            session_id: "never-seen".into(),
+            user_context: ctx("u"),
+            interrupt_type: pb::interrupt_request::InterruptType::OperationId as i32,
+            interrupt: Some(pb::interrupt_request::Interrupt::OperationId(
+                "op-88".into(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.server_side_session_id, owner, "answered by the owner");
+    let st = states.iter().find(|s| s.name == owner).unwrap();
+    assert_eq!(st.count("Interrupt"), 1);
+    let total: usize = states.iter().map(|s| s.count("Interrupt")).sum();
+    assert_eq!(total, 1, "only the owner saw the interrupt");
+    // ...but not for another user.
+    let err = c
+        .interrupt(pb::InterruptRequest {
+            session_id: "never-seen-2".into(),
+            user_context: ctx("mallory"),
+            interrupt_type: pb::interrupt_request::InterruptType::OperationId as i32,
+            interrupt: Some(pb::interrupt_request::Interrupt::OperationId(
+                "op-88".into(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // An interrupt by tag carries no operation id: with an unknown session it is answered by
+    // the proxy and reaches no backend.
+    let resp = c
+        .interrupt(pb::InterruptRequest {
+            session_id: "never-seen-3".into(),
+            user_context: ctx("u"),
+            interrupt_type: pb::interrupt_request::InterruptType::Tag as i32,
+            interrupt: Some(pb::interrupt_request::Interrupt::OperationTag(
+                "op-88".into(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.server_side_session_id, "");
+    let total: usize = states.iter().map(|s| s.count("Interrupt")).sum();
+    assert_eq!(total, 1, "the tag interrupt reached no backend");
+}
+
+#[tokio::test]
+async fn operation_index_routes_release_execute_of_a_foreign_session_id() {
+    let (eps, states) = two_backends().await;
+    let router = router(
+        &eps,
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
+    let mut c = client(spawn_proxy(&router).await).await;
+    // Two sessions, so the two backends each hold one: routing to the wrong one would show.
+    let owner = backend_of(&mut c, "s", "u").await;
+    let other = backend_of(&mut c, "t", "u").await;
+    assert_ne!(owner, other);
+    c.execute_plan(execute_req("s", "u", "op-99", "select 1"))
+        .await
+        .unwrap();
+    let release = |session: &str, user: &str, all: bool| pb::ReleaseExecuteRequest {
+        session_id: session.into(),
+        user_context: ctx(user),
+        operation_id: "op-99".into(),
+        release: Some(if all {
+            pb::release_execute_request::Release::ReleaseAll(
+                pb::release_execute_request::ReleaseAll {},
+            )
+        } else {
+            pb::release_execute_request::Release::ReleaseUntil(
+                pb::release_execute_request::ReleaseUntil {
+                    response_id: "r0".into(),
+                },
+            )
+        }),
+        ..Default::default()
+    };
+    let owner_state = states.iter().find(|s| s.name == owner).unwrap();
+    let other_state = states.iter().find(|s| s.name == other).unwrap();
+
+    let resp = c
+        .release_execute(release("unknown-1", "u", false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.server_side_session_id, owner, "answered by the owner");
+    assert_eq!(owner_state.count("ReleaseExecute"), 1);
+    assert_eq!(other_state.count("ReleaseExecute"), 0);
+
+    // ...not for another user.
+    assert_eq!(
+        c.release_execute(release("unknown-2", "mallory", true))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+
+    // ReleaseAll reaches the owner too, and ends the operation's entry in the index.
+    let resp = c
+        .release_execute(release("unknown-3", "u", true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.server_side_session_id, owner);
+    assert_eq!(owner_state.count("ReleaseExecute"), 2);
+    let resp = c
+        .release_execute(release("unknown-4", "u", true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        resp.server_side_session_id, "",
+        "after ReleaseAll the proxy answers itself"
+    );
+    assert_eq!(owner_state.count("ReleaseExecute"), 2);
+    assert_eq!(other_state.count("ReleaseExecute"), 0);
+}
+
+fn bytes_metric(router: &sc_router::Router, direction: &str, backend: &str) -> f64 {
+    let metrics = router.metrics().encode();
+    let prefix =
+        format!("sc_proxy_bytes_total{{direction=\"{direction}\",backend=\"{backend}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no {prefix}in {metrics}"))
+}
+
+#[tokio::test]
+async fn bytes_counters_grow_by_at_least_the_bytes_forwarded() {
+    let (a, _) = spawn_backend("fake-a").await;
+    let router = router(
+        &[a.to_string()],
+        Arc::new(RoundRobin::default()),
+        RouterSettings::default(),
+    )
+    .await;
+    let mut c = client(spawn_proxy(&router).await).await;
+    backend_of(&mut c, "s", "u").await;
+    let to_backend_before = bytes_metric(&router, "to_backend", "backend-0");
+    let to_client_before = bytes_metric(&router, "to_client", "backend-0");
+
+    // A 3 MiB request: an artifact upload in two messages.
+    const SIZE: usize = 3 * 1024 * 1024;
+    let chunks = vec![
+        artifact_req("s", "u", "a.jar", SIZE / 2),
+        artifact_req("s", "u", "b.jar", SIZE / 2),
+    ];
+    let sent: usize = chunks.iter().map(prost::Message::encoded_len).sum();
+    assert!(sent >= SIZE);
+    c.add_artifacts(futures_util::stream::iter(chunks))
+        .await
+        .unwrap();
+    let to_backend = bytes_metric(&router, "to_backend", "backend-0");
+    assert!(
+        to_backend - to_backend_before >= sent as f64,
+        "to_backend grew by {} after sending {sent} bytes",
+        to_backend - to_backend_before
+    );
+    let to_client = bytes_metric(&router, "to_client", "backend-0");
+    assert!(
+        to_client - to_client_before < SIZE as f64 / 2.0,
+        "the small answer did not count as a big response"
+    );
+
+    // A 4 MiB response: 4 messages of 1 MiB.
+    let mut stream = c
+        .execute_plan(execute_req("s", "u", "op", "big:4:1048576"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut received = 0usize;
+    while let Some(msg) = stream.message().await.unwrap() {
+        received += prost::Message::encoded_len(&msg);
+    }
+    assert!(received >= 4 * 1024 * 1024);
+    // The call's end is noted as the stream finishes; give the counters a moment.
+    let mut waited = 0;
+    loop {
+        let grown = bytes_metric(&router, "to_client", "backend-0") - to_client;
+        if grown >= received as f64 {
+            break;
+        }
+        waited += 1;
+        assert!(
+            waited < 50,
+            "to_client grew by {grown} after {received} response bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
