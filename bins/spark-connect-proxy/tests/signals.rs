@@ -6,15 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sc_testkit::{client, execute_req, spawn_backend};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use sc_testkit::{client, execute_req, free_port, spawn_backend};
 
 struct Proxy {
     child: Child,

