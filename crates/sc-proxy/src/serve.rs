@@ -201,12 +201,11 @@ impl Proxy {
         let control_task = if config.control.tls {
             let control_tls = ReloadableTls::new(tls, &[b"h2", b"http/1.1"])?;
             reloadable.push(control_tls.clone());
-            let listener = sc_control::ChannelListener::new(
-                tls::accept_tls(control, control_tls, move |stream| {
-                    IdleTimeout::new(stream, idle_timeout)
-                }),
-                local,
-            );
+            let accepted = accept_plain(control, move |stream| {
+                IdleTimeout::new(stream, idle_timeout)
+            });
+            let listener =
+                sc_control::ChannelListener::new(tls::handshake_each(accepted, control_tls), local);
             let server =
                 axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
             tokio::spawn(async move { server.await })
@@ -453,6 +452,23 @@ async fn reload_on_hangup(hook: sc_control::ReloadHook) {
     let _ = hook;
 }
 
+/// The next connection on `listener`, with Nagle's algorithm off. A failed accept (out of file
+/// descriptors, say) is logged and tried again after a pause, never the end of the listener.
+pub(crate) async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, addr);
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Accepts TCP connections and hands them over, wrapped, through a channel.
 fn accept_plain<S, F>(
     listener: TcpListener,
@@ -465,17 +481,9 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         loop {
-            match listener.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    if tx.send((wrap(stream), addr)).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
+            let (stream, addr) = accept(&listener).await;
+            if tx.send((wrap(stream), addr)).await.is_err() {
+                break;
             }
         }
     });

@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
@@ -178,42 +177,10 @@ impl ReloadableTls {
     }
 }
 
-/// Accepts TCP connections and completes TLS handshakes concurrently (a slow handshake never
-/// holds up the others), handing over finished streams.
-pub(crate) fn accept_tls<S, F>(
-    listener: TcpListener,
-    tls: Arc<ReloadableTls>,
-    wrap: F,
-) -> mpsc::Receiver<(tokio_rustls::server::TlsStream<S>, std::net::SocketAddr)>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    F: Fn(tokio::net::TcpStream) -> S + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        loop {
-            let (stream, addr) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            if tx.is_closed() {
-                break;
-            }
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(handshake(tls.acceptor(), wrap(stream), addr, tx.clone()));
-        }
-    });
-    rx
-}
-
-/// Completes TLS handshakes of connections accepted elsewhere, concurrently, on the current
-/// runtime, handing over finished streams.
+/// Completes the TLS handshakes of accepted connections concurrently, on the current runtime (a
+/// slow handshake never holds up the others), handing over finished streams.
 pub(crate) fn handshake_each<S>(
-    mut streams: mpsc::UnboundedReceiver<(S, std::net::SocketAddr)>,
+    mut streams: mpsc::Receiver<(S, std::net::SocketAddr)>,
     tls: Arc<ReloadableTls>,
 ) -> mpsc::Receiver<(tokio_rustls::server::TlsStream<S>, std::net::SocketAddr)>
 where

@@ -14,10 +14,10 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tracing::warn;
 
-use crate::serve::IdleTimeout;
+use crate::serve::{IdleTimeout, accept};
 use crate::tls::{self, ReloadableTls};
 
 /// The gRPC server every worker runs (the router behind the optional authentication layer).
@@ -81,19 +81,10 @@ impl Workers {
         let Workers { mut senders, done } = self;
         let mut next = 0;
         loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
+            let (stream, addr) = tokio::select! {
+                accepted = accept(&listener) => accepted,
                 _ = stop.wait_for(|stop| *stop) => break,
             };
-            let (stream, addr) = match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
             let mut accepted = match stream.into_std() {
                 Ok(stream) => (stream, addr),
                 Err(e) => {
@@ -164,7 +155,7 @@ impl Worker {
             mut stop,
             ..
         } = self;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(64);
         // Registers each connection with this thread's runtime.
         tokio::spawn(async move {
             let mut connections = connections;
@@ -173,6 +164,7 @@ impl Worker {
                     Ok(stream) => {
                         if tx
                             .send((IdleTimeout::new(stream, idle_timeout), addr))
+                            .await
                             .is_err()
                         {
                             break;
@@ -187,8 +179,8 @@ impl Worker {
         };
         let result = match tls {
             None => {
-                let incoming = UnboundedReceiverStream::new(rx)
-                    .map(|(stream, _)| Ok::<_, std::io::Error>(stream));
+                let incoming =
+                    ReceiverStream::new(rx).map(|(stream, _)| Ok::<_, std::io::Error>(stream));
                 server.serve_with_incoming_shutdown(incoming, stopped).await
             }
             Some(tls) => {
