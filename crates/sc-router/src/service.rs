@@ -237,7 +237,7 @@ impl Inner {
             release,
             spark_session,
             started: std::time::Instant::now(),
-            cut: cut.clone(),
+            cut,
             _permit: permit,
         };
         let sent = match &backend.direct {
@@ -252,11 +252,9 @@ impl Inner {
         let response = match sent {
             Ok(response) => response,
             Err(reason) => {
-                if let Some(error) = cut.error() {
-                    // The proxy cut the request (a later message too large) before the backend
-                    // answered: the client learns why, and the backend is not at fault.
-                    debug!(method = method.name(), backend = %backend.id(), %error, "call cut");
-                    self.metrics.limit_rejected(LIMIT_MESSAGE_SIZE);
+                if let Some(error) = call.cut_short() {
+                    // Before the backend answered: the client learns why, and the backend is
+                    // not at fault.
                     call.finish(Some(error.code() as i32));
                     return Ok(error.to_status().into_http());
                 }
@@ -663,10 +661,8 @@ struct CallEnd {
 
 impl Observer for CallEnd {
     fn broken(&self, cause: &tonic::Status) -> tonic::Status {
-        if let Some(error) = self.cut.error() {
+        if let Some(error) = self.cut_short() {
             // The stream broke because the router cut the request: not the backend's fault.
-            debug!(method = self.method.name(), backend = %self.session.backend.id(), %error, "call cut");
-            self.inner.metrics.limit_rejected(LIMIT_MESSAGE_SIZE);
             return error.to_status();
         }
         let reason = format!("the response stream broke ({})", cause.message());
@@ -724,6 +720,15 @@ impl Observer for CallEnd {
 }
 
 impl CallEnd {
+    /// Why the router cut the request (a later message too large), if it did; the cut is
+    /// logged and counted against `router.max_message_size` here.
+    fn cut_short(&self) -> Option<RouterError> {
+        let error = self.cut.error()?;
+        debug!(method = self.method.name(), backend = %self.session.backend.id(), %error, "call cut");
+        self.inner.metrics.limit_rejected(LIMIT_MESSAGE_SIZE);
+        Some(error)
+    }
+
     /// Compares the backend's server-side session id in the first response message with the
     /// one seen before: a different one means the backend restarted and lost the session. The
     /// session is then dead and this call ends with an error that says so.
