@@ -17,6 +17,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::warn;
 
+use sc_router::coalesce::Coalesce;
+
 use crate::serve::{IdleTimeout, accept};
 use crate::tls::{self, ReloadableTls};
 
@@ -179,13 +181,13 @@ impl Worker {
         };
         let result = match tls {
             None => {
-                let incoming =
-                    ReceiverStream::new(rx).map(|(stream, _)| Ok::<_, std::io::Error>(stream));
+                let incoming = ReceiverStream::new(rx)
+                    .map(|(stream, _)| Ok::<_, std::io::Error>(Coalesce::new(stream)));
                 server.serve_with_incoming_shutdown(incoming, stopped).await
             }
             Some(tls) => {
                 let incoming = ReceiverStream::new(tls::handshake_each(rx, tls))
-                    .map(|(stream, _)| Ok::<_, std::io::Error>(stream));
+                    .map(|(stream, _)| Ok::<_, std::io::Error>(Coalesce::new(stream)));
                 server.serve_with_incoming_shutdown(incoming, stopped).await
             }
         };

@@ -118,7 +118,7 @@ impl DirectConnection {
         let _ = stream.set_nodelay(true);
         let (sender, connection) = self
             .builder
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(crate::coalesce::Coalesce::new(stream)))
             .await
             .map_err(|e| format!("HTTP/2 handshake failed: {}", chain(&e)))?;
         let authority = self.authority.clone();

@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 mod backends;
+pub mod coalesce;
 mod direct;
 mod error;
 mod forward;
