@@ -19,7 +19,9 @@ pub struct RouterSettings {
     #[serde(with = "humantime_serde")]
     pub keepalive_interval: Duration,
     /// HTTP/2 receive window of each forwarded stream, in bytes: the most the router holds for one
-    /// call whose client reads slowly.
+    /// call whose client reads slowly. The default, 2 MiB, is two of the 1 MiB frames backends
+    /// send: enough for one stream to run at full speed on a local network, and half the memory
+    /// (and page faults) of 4 MiB with many concurrent streams (docs/benchmarks.md).
     pub stream_window: u32,
     /// HTTP/2 receive window of each backend connection, in bytes (shared by all its streams).
     pub connection_window: u32,
@@ -86,7 +88,7 @@ impl Default for RouterSettings {
             max_message_size: 128 * 1024 * 1024,
             connect_timeout: Duration::from_secs(5),
             keepalive_interval: Duration::from_secs(30),
-            stream_window: 4 * 1024 * 1024,
+            stream_window: 2 * 1024 * 1024,
             connection_window: 256 * 1024 * 1024,
             max_frame_size: 1024 * 1024,
             first_message_timeout: Duration::from_secs(30),
