@@ -959,13 +959,8 @@ async fn operation_index_routes_release_execute_of_a_foreign_session_id() {
 
 fn bytes_metric(router: &sc_router::Router, direction: &str, backend: &str) -> f64 {
     let metrics = router.metrics().encode();
-    let prefix =
-        format!("sc_proxy_bytes_total{{direction=\"{direction}\",backend=\"{backend}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or_else(|| panic!("no {prefix}in {metrics}"))
+    let name = format!("sc_proxy_bytes_total{{direction=\"{direction}\",backend=\"{backend}\"}}");
+    sc_testkit::metric_value(&metrics, &name).unwrap_or_else(|| panic!("no {name} in {metrics}"))
 }
 
 #[tokio::test]

@@ -70,18 +70,6 @@ fn assert_too_large(result: Result<pb::AddArtifactsResponse, tonic::Status>) {
     );
 }
 
-/// The value of one sample (`name{labels}`) in a Prometheus text exposition.
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        line.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .split(' ')
-            .next()?
-            .parse()
-            .ok()
-    })
-}
-
 #[tokio::test]
 async fn a_later_message_over_the_limit_ends_the_call_with_resource_exhausted() {
     let (backend, state) = spawn_backend("fake").await;
@@ -168,7 +156,7 @@ async fn a_later_message_sent_with_the_first_is_refused_before_any_backend_sees_
     assert_eq!(state.seen().len(), 0);
     let metrics = router.metrics().encode();
     assert_eq!(
-        sample(
+        metric_value(
             &metrics,
             "sc_proxy_rejected_calls_total{method=\"AddArtifacts\",code=\"RESOURCE_EXHAUSTED\"}"
         ),
@@ -201,7 +189,7 @@ async fn later_messages_under_the_limit_pass() {
     assert_eq!(state.count("AddArtifacts"), 2);
     let metrics = router.metrics().encode();
     assert_eq!(
-        sample(
+        metric_value(
             &metrics,
             "sc_proxy_limit_rejections_total{limit=\"max_message_size\"}"
         ),
@@ -235,8 +223,9 @@ async fn message_size_and_first_message_refusals_and_the_limits_in_force_show_in
     )
     .await;
     let metrics = router.metrics().encode();
-    let limit =
-        |metrics: &str, name: &str| sample(metrics, &format!("sc_proxy_limit{{limit=\"{name}\"}}"));
+    let limit = |metrics: &str, name: &str| {
+        metric_value(metrics, &format!("sc_proxy_limit{{limit=\"{name}\"}}"))
+    };
     assert_eq!(
         limit(&metrics, "max_message_size"),
         Some(4.0 * MIB as f64),
@@ -271,7 +260,7 @@ async fn message_size_and_first_message_refusals_and_the_limits_in_force_show_in
     );
     let metrics = router.metrics().encode();
     let refused = |name: &str| {
-        sample(
+        metric_value(
             &metrics,
             &format!("sc_proxy_limit_rejections_total{{limit=\"{name}\"}}"),
         )

@@ -32,13 +32,6 @@ fn as_user<T>(msg: T, token: &str) -> tonic::Request<T> {
     r
 }
 
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
-        value.trim().parse().ok()
-    })
-}
-
 #[tokio::test]
 async fn max_streams_total_counts_calls_of_all_users_together() {
     use sc_router::limits::LimitSettings;
@@ -86,7 +79,7 @@ async fn max_streams_total_counts_calls_of_all_users_together() {
     );
     let metrics = router.metrics().encode();
     assert_eq!(
-        sample(
+        metric_value(
             &metrics,
             "sc_proxy_limit_rejections_total{limit=\"streams_total\"}"
         ),

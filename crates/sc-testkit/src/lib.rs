@@ -494,7 +494,6 @@ pub async fn spawn_backend_tls(
     (addr, state)
 }
 
-/// A port nothing listens on.
 /// A port that was free a moment ago (for a process the test starts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -504,9 +503,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A port nothing listens on.
 pub async fn dead_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// The value of one sample (`name{labels}`, exactly as exposed) in a Prometheus text
+/// exposition such as `Metrics::encode` gives.
+pub fn metric_value(exposition: &str, sample: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        line.strip_prefix(sample)?
+            .strip_prefix(' ')?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    })
 }
 
 /// Builds a router over the given `host:port` endpoints.
