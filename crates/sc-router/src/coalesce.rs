@@ -82,9 +82,7 @@ impl<T: AsyncWrite + Unpin> Coalesce<T> {
         self.clear();
         Poll::Ready(Ok(()))
     }
-}
 
-impl<T: AsyncWrite + Unpin> Coalesce<T> {
     /// Writes the buffered bytes and then `bufs` in one vectored write where the stream takes
     /// them all; answers how much of `bufs` was written (never 0 for a non-empty `bufs`).
     fn poll_write_through(

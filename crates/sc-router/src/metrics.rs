@@ -18,6 +18,12 @@ use sc_backend_api::BackendId;
 
 use crate::limits::LimitSettings;
 
+/// The `limit` label, in `sc_proxy_limit` and `sc_proxy_limit_rejections_total`, of
+/// `router.max_message_size`.
+pub(crate) const LIMIT_MESSAGE_SIZE: &str = "max_message_size";
+/// The same for `router.first_message_timeout`.
+pub(crate) const LIMIT_FIRST_MESSAGE_TIMEOUT: &str = "first_message_timeout";
+
 /// A backend id as a label value, without copying it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct BackendLabel(BackendId);
@@ -265,8 +271,11 @@ impl Metrics {
             ("streams_total", count(limits.max_streams_total)),
             ("rate", rate),
             ("burst", burst),
-            ("max_message_size", max_message_size as f64),
-            ("first_message_timeout", first_message_timeout.as_secs_f64()),
+            (LIMIT_MESSAGE_SIZE, max_message_size as f64),
+            (
+                LIMIT_FIRST_MESSAGE_TIMEOUT,
+                first_message_timeout.as_secs_f64(),
+            ),
         ] {
             self.limits_set
                 .get_or_create(&LimitLabels { limit })

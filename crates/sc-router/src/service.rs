@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::code_name;
 use crate::forward::{self, Cut, Downstream, Observer, Upstream};
+use crate::metrics::{LIMIT_FIRST_MESSAGE_TIMEOUT, LIMIT_MESSAGE_SIZE};
 use crate::registry::{Session, SessionKind};
 use crate::{Inner, RouterError};
 use sc_store::{Change, OperationRecord, RecordKind};
@@ -100,16 +101,13 @@ where
     }
 }
 
-/// The `limit` label of calls refused for a message over `router.max_message_size`.
-const LIMIT_MESSAGE_SIZE: &str = "max_message_size";
-
 /// The configured limit that refused a call, as labelled in `sc_proxy_limit_rejections_total`
 /// (`None` for errors that are not a limit's).
 fn limit_of(error: &RouterError) -> Option<&'static str> {
     match error {
         RouterError::LimitExceeded { limit, .. } => Some(*limit),
         RouterError::MessageTooLarge { .. } => Some(LIMIT_MESSAGE_SIZE),
-        RouterError::FirstMessageTimeout(_) => Some("first_message_timeout"),
+        RouterError::FirstMessageTimeout(_) => Some(LIMIT_FIRST_MESSAGE_TIMEOUT),
         _ => None,
     }
 }
