@@ -31,8 +31,11 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = match ProxyConfig::load(args.config_file.as_deref()) {
-        Ok(config) => config,
+    let registry = sc_proxy::builtins();
+    let validated = match ProxyConfig::load(args.config_file.as_deref())
+        .and_then(|config| config.validate(&registry))
+    {
+        Ok(validated) => validated,
         Err(e) => {
             eprintln!("spark-connect-proxy: {e}");
             std::process::exit(2);
@@ -41,7 +44,7 @@ fn main() -> anyhow::Result<()> {
     let level = args
         .log_level
         .clone()
-        .unwrap_or_else(|| config.log_level.as_str().to_owned());
+        .unwrap_or_else(|| validated.config.log_level.as_str().to_owned());
     let filter = EnvFilter::try_new(format!("{level},audit=info,h2=warn,hyper=warn,tower=warn"))
         .with_context(|| {
             format!("--log-level '{level}' is not a valid level (trace, debug, info, warn, error)")
@@ -55,7 +58,7 @@ fn main() -> anyhow::Result<()> {
         console.with_filter(filter).boxed()
     };
     // Security events (target `audit`) also go, one JSON object per line, to `audit.file`.
-    let audit = match &config.audit.file {
+    let audit = match &validated.config.audit.file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)
@@ -89,9 +92,9 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let proxy = Proxy::bind(config)
+        let proxy = Proxy::bind(validated)
             .await?
-            .with_config_file(args.config_file.clone());
+            .with_config_file(args.config_file.clone(), registry);
         proxy.serve(shutdown_signal()).await?;
         anyhow::Ok(())
     })

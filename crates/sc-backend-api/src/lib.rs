@@ -43,8 +43,11 @@
 //! # }
 //! ```
 //!
-//! The runnable crate `examples/custom-provider` implements a provider outside this workspace's
-//! internals and serves it through the router.
+//! A provider reaches the proxy through a [`Registry`]: the crate offers a factory from the
+//! provider's configured name and [`Spec`] to the provider, and a proxy binary registers it under
+//! a type name (see [`registry`](Registry)). The runnable crate `examples/custom-provider` is
+//! such a binary: the stock proxy with one more provider type, and `docs/providers.md` walks
+//! through writing one.
 
 #![forbid(unsafe_code)]
 
@@ -53,9 +56,11 @@ mod error;
 mod identity;
 mod policy;
 mod provider;
+mod registry;
 
 pub use backend::{Backend, BackendId, BackendTls};
 pub use error::ProviderError;
 pub use identity::{AuthMethod, Identity};
 pub use policy::{BackendLoad, LoadPolicy, Placement};
-pub use provider::{BackendProvider, Health, StartRequest};
+pub use provider::{BackendProvider, Health, ProviderStatus, StartRequest};
+pub use registry::{PolicyFactory, ProviderFactory, Registry, Spec};

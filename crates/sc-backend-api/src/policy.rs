@@ -34,4 +34,12 @@ pub trait LoadPolicy: Send + Sync + 'static {
 
     /// Decides where a new session goes.
     fn choose(&self, backends: &[BackendLoad<'_>]) -> Placement;
+
+    /// Whether the policy may answer [`Placement::StartNew`], so that a provider that starts
+    /// backends makes the proxy ready even while no backend exists.
+    ///
+    /// By default `true`.
+    fn starts_backends(&self) -> bool {
+        true
+    }
 }

@@ -29,12 +29,41 @@ pub enum Health {
     Unhealthy,
 }
 
-/// A source of backends: a static list, a launcher, a cluster manager.
+/// How a provider's own work is going (a discovery provider's refreshes, say), for metrics and
+/// the control plane.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProviderStatus {
+    /// Refreshes of the backend list that failed since the provider was built. While they fail,
+    /// the last list that was read stays in force.
+    pub refresh_failures: u64,
+    /// Why the last refresh failed, while the provider is failing; `None` once one succeeds.
+    pub last_error: Option<String>,
+}
+
+impl ProviderStatus {
+    /// A status with `refresh_failures` failed refreshes and the last error, if failing now.
+    pub fn new(refresh_failures: u64, last_error: Option<String>) -> Self {
+        ProviderStatus {
+            refresh_failures,
+            last_error,
+        }
+    }
+}
+
+/// A source of backends: a static list, a launcher, a cluster manager, a DNS name.
 ///
-/// The router calls [`list`](BackendProvider::list) when it starts and when its configuration
-/// is reloaded, asks the [`LoadPolicy`](crate::LoadPolicy) where a new session goes, and calls
+/// The router calls [`list`](BackendProvider::list) when it starts, when its configuration
+/// is reloaded and whenever [`changed`](BackendProvider::changed) completes; it asks the
+/// [`LoadPolicy`](crate::LoadPolicy) where a new session goes, and calls
 /// [`start`](BackendProvider::start) when the policy wants a new backend and
 /// [`stop`](BackendProvider::stop) when a backend started that way is no longer wanted.
+///
+/// A provider is built by a factory registered in a [`Registry`](crate::Registry) (see there),
+/// from its configured name and spec. Building should be cheap and free of side effects: a
+/// configuration that fails validation (or a reload that is refused) builds providers that are
+/// dropped unused. Background work a provider needs (a refresh loop) should end when the
+/// provider is dropped.
 ///
 /// Every method may be called concurrently from many tasks.
 #[async_trait]
@@ -45,6 +74,41 @@ pub trait BackendProvider: Send + Sync + 'static {
     /// Every backend the provider has now. Called at start-up and on reload; must be cheap
     /// enough to call a few times a minute.
     async fn list(&self) -> Result<Vec<Backend>, ProviderError>;
+
+    /// Completes when the list of backends may have changed (a discovery provider found servers
+    /// appear or vanish); the router then calls [`list`](BackendProvider::list) again. Backends
+    /// that are new take new sessions; backends no longer listed drain: their sessions carry on
+    /// while the server answers, and no new session goes there.
+    ///
+    /// The router awaits it in a loop, so each completion should mean one new change. By
+    /// default it never completes: the list changes only when the configuration is reloaded.
+    async fn changed(&self) {
+        std::future::pending::<()>().await;
+    }
+
+    /// Whether [`start`](BackendProvider::start) can give backends (so the proxy is ready to
+    /// place sessions even while no backend exists).
+    ///
+    /// By default `false`, matching the default `start`.
+    fn can_start(&self) -> bool {
+        false
+    }
+
+    /// The load policy (as registered, e.g. `"ON_DEMAND"`) to use when the configuration names
+    /// none.
+    ///
+    /// By default `None`: the proxy's default, `ROUND_ROBIN`.
+    fn default_policy(&self) -> Option<&str> {
+        None
+    }
+
+    /// How the provider's own work is going, for metrics
+    /// (`sc_proxy_provider_refresh_failures_total`) and the control plane.
+    ///
+    /// By default an empty status: nothing to report.
+    fn status(&self) -> ProviderStatus {
+        ProviderStatus::default()
+    }
 
     /// One backend by id.
     ///

@@ -47,7 +47,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
-use sc_backend_api::{Backend, BackendId, BackendProvider, Health, ProviderError, StartRequest};
+use sc_backend_api::{
+    Backend, BackendId, BackendProvider, Health, ProviderError, Registry, Spec, StartRequest,
+};
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
@@ -55,6 +57,19 @@ use crate::engine::{Engine, Process};
 use crate::ports::{Capacity, Reservation};
 use crate::spark::SparkEnv;
 pub use crate::spec::{LaunchSpec, PLACEHOLDERS, ShareLevel};
+
+/// The provider type's name in configuration (`backend_provider.type`).
+pub const TYPE: &str = "LAUNCH";
+
+/// Registers the LAUNCH type with [`factory`].
+pub fn register(registry: &mut Registry) {
+    registry.register_provider(TYPE, factory);
+}
+
+/// Builds a LAUNCH provider from its configured name and spec (every field has a default).
+pub fn factory(name: &str, spec: &Spec) -> Result<Arc<dyn BackendProvider>, ProviderError> {
+    Ok(Arc::new(LaunchProvider::new(name, spec.parse()?)?))
+}
 
 /// How often a starting engine is probed.
 const PROBE_INTERVAL: Duration = Duration::from_millis(300);
@@ -379,6 +394,15 @@ fn is_engine_id(id: &str) -> bool {
 impl BackendProvider for LaunchProvider {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn can_start(&self) -> bool {
+        true
+    }
+
+    /// Placement is the provider's: every session goes to the engine of its share-level key.
+    fn default_policy(&self) -> Option<&str> {
+        Some("ON_DEMAND")
     }
 
     /// The running engines, oldest first.

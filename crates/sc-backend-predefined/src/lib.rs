@@ -13,16 +13,46 @@
 //!         server_name: spark-2    # optional, for https endpoints
 //! ```
 //!
-//! It cannot start or stop servers: policies that want a new backend are told so.
+//! It cannot start or stop servers: policies that want a new backend are told so. Without a
+//! `spec`, it serves one server at `localhost:15002`.
+//!
+//! [`register`] adds the type to a proxy's [`Registry`].
 
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::Uri;
-use sc_backend_api::{Backend, BackendId, BackendProvider, BackendTls, ProviderError};
+use sc_backend_api::{
+    Backend, BackendId, BackendProvider, BackendTls, ProviderError, Registry, Spec,
+};
 use serde::Deserialize;
+
+/// The provider type's name in configuration (`backend_provider.type`).
+pub const TYPE: &str = "PREDEFINED";
+
+/// Registers the PREDEFINED type with [`factory`].
+pub fn register(registry: &mut Registry) {
+    registry.register_provider(TYPE, factory);
+}
+
+/// Builds a PREDEFINED provider from its configured name and spec.
+pub fn factory(name: &str, spec: &Spec) -> Result<Arc<dyn BackendProvider>, ProviderError> {
+    let parsed = if spec.is_empty() {
+        PredefinedSpec {
+            endpoints: vec![EndpointSpec::new("localhost:15002")],
+        }
+    } else {
+        spec.parse()?
+    };
+    Ok(Arc::new(PredefinedProvider::build(
+        name,
+        &parsed,
+        spec.key(),
+    )?))
+}
 
 /// The `spec` of a PREDEFINED provider.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -78,23 +108,32 @@ impl PredefinedProvider {
     /// Builds the provider, checking every endpoint. Errors name the offending entry
     /// (`spec.endpoints[i].url`) and say what a valid value looks like.
     pub fn new(name: impl Into<String>, spec: &PredefinedSpec) -> Result<Self, ProviderError> {
+        Self::build(name, spec, "spec")
+    }
+
+    /// [`PredefinedProvider::new`] for a spec found at configuration key `key`.
+    fn build(
+        name: impl Into<String>,
+        spec: &PredefinedSpec,
+        key: &str,
+    ) -> Result<Self, ProviderError> {
         if spec.endpoints.is_empty() {
-            return Err(ProviderError::Config(
-                "spec.endpoints is empty: list at least one Spark Connect server, e.g. `- url: localhost:15002`".into(),
-            ));
+            return Err(ProviderError::Config(format!(
+                "{key}.endpoints is empty: list at least one Spark Connect server, e.g. `- url: localhost:15002`"
+            )));
         }
         let mut backends: Vec<Backend> = Vec::with_capacity(spec.endpoints.len());
         for (i, ep) in spec.endpoints.iter().enumerate() {
             let endpoint = parse_endpoint(&ep.url).map_err(|why| {
                 ProviderError::Config(format!(
-                    "spec.endpoints[{i}].url '{}' is not a valid endpoint: {why}; write host:port, e.g. localhost:15002",
+                    "{key}.endpoints[{i}].url '{}' is not a valid endpoint: {why}; write host:port, e.g. localhost:15002",
                     ep.url
                 ))
             })?;
             let id = BackendId::new(ep.id.clone().unwrap_or_else(|| format!("backend-{i}")));
             if backends.iter().any(|b| b.id == id) {
                 return Err(ProviderError::Config(format!(
-                    "spec.endpoints[{i}].id '{id}' is used twice: backend ids must be unique"
+                    "{key}.endpoints[{i}].id '{id}' is used twice: backend ids must be unique"
                 )));
             }
             let mut backend = Backend::new(id, endpoint);
@@ -105,20 +144,20 @@ impl PredefinedProvider {
                 });
             } else if ep.ca_file.is_some() || ep.server_name.is_some() {
                 return Err(ProviderError::Config(format!(
-                    "spec.endpoints[{i}] sets ca_file or server_name but its url is not https://"
+                    "{key}.endpoints[{i}] sets ca_file or server_name but its url is not https://"
                 )));
             }
             let token = match (&ep.token_file, &ep.token_env) {
                 (Some(_), Some(_)) => {
                     return Err(ProviderError::Config(format!(
-                        "spec.endpoints[{i}] sets both token_file and token_env; keep one"
+                        "{key}.endpoints[{i}] sets both token_file and token_env; keep one"
                     )));
                 }
                 (Some(path), None) => Some(
                     std::fs::read_to_string(path)
                         .map_err(|e| {
                             ProviderError::Config(format!(
-                                "spec.endpoints[{i}].token_file {}: {e}",
+                                "{key}.endpoints[{i}].token_file {}: {e}",
                                 path.display()
                             ))
                         })?
@@ -127,7 +166,7 @@ impl PredefinedProvider {
                 ),
                 (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
                     ProviderError::Config(format!(
-                        "spec.endpoints[{i}].token_env: environment variable {var} is not set"
+                        "{key}.endpoints[{i}].token_env: environment variable {var} is not set"
                     ))
                 })?),
                 (None, None) => None,
@@ -135,7 +174,7 @@ impl PredefinedProvider {
             if let Some(token) = token {
                 if token.is_empty() {
                     return Err(ProviderError::Config(format!(
-                        "spec.endpoints[{i}]: the backend token is empty"
+                        "{key}.endpoints[{i}]: the backend token is empty"
                     )));
                 }
                 backend = backend.with_auth_token(token);
@@ -268,6 +307,40 @@ mod tests {
                 .to_string()
                 .contains("used twice")
         );
+    }
+
+    #[test]
+    fn the_factory_reads_its_spec_and_names_the_full_key() {
+        let mut registry = Registry::new();
+        register(&mut registry);
+        let spec = Spec::from_json(
+            "backend_provider.spec",
+            serde_json::json!({"endpoints": [{"url": "localhost:1"}, {"url": "nowhere"}]}),
+        );
+        let e = registry
+            .build_provider("predefined", "p", &spec)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("backend_provider.spec.endpoints[1].url"), "{e}");
+        let spec = Spec::from_json(
+            "backend_provider.spec",
+            serde_json::json!({"endpoints": [{"uri": "x:1"}]}),
+        );
+        let e = registry
+            .build_provider(TYPE, "p", &spec)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("backend_provider.spec.endpoints[0]") && e.contains("uri"),
+            "{e}"
+        );
+        // No spec: one server on localhost:15002.
+        let provider = registry
+            .build_provider(TYPE, "p", &Spec::empty("backend_provider.spec"))
+            .unwrap();
+        assert_eq!(provider.name(), "p");
     }
 
     #[test]

@@ -32,12 +32,44 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format as _, Yaml};
-use sc_backend_api::{BackendProvider, LoadPolicy};
-use sc_backend_launch::{LaunchProvider, LaunchSpec};
-use sc_backend_predefined::{PredefinedProvider, PredefinedSpec};
+use sc_backend_api::{BackendProvider, LoadPolicy, Registry, Spec};
 use sc_router::RouterSettings;
-use sc_router::policy::{LeastSessions, MaxSessions, OnDemand, OneToOne, POLICY_NAMES, RoundRobin};
 use serde::Deserialize;
+
+/// The registry of the stock proxy: the provider types PREDEFINED and LAUNCH and the built-in
+/// load policies, registered through the same API a provider crate of your own uses. A custom
+/// proxy binary starts from it and registers more (see `docs/providers.md`).
+pub fn builtins() -> Registry {
+    let mut registry = Registry::new();
+    sc_backend_predefined::register(&mut registry);
+    sc_backend_launch::register(&mut registry);
+    sc_router::policy::register(&mut registry);
+    registry
+}
+
+/// A configuration that passed [`ProxyConfig::validate`], with what it describes built once.
+#[derive(Clone)]
+pub struct Validated {
+    /// The configuration itself.
+    pub config: ProxyConfig,
+    /// The backend provider.
+    pub provider: Arc<dyn BackendProvider>,
+    /// The load policy.
+    pub policy: Arc<dyn LoadPolicy>,
+    /// The authenticator, or `None` when authentication is off.
+    pub authenticator: Option<Arc<sc_auth::Authenticator>>,
+}
+
+impl std::fmt::Debug for Validated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validated")
+            .field("config", &self.config)
+            .field("provider", &self.provider.name())
+            .field("policy", &self.policy.name())
+            .field("authenticator", &self.authenticator.is_some())
+            .finish()
+    }
+}
 
 /// A configuration problem, naming the key and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -154,44 +186,21 @@ impl Default for ProviderConfig {
     }
 }
 
-impl ProviderConfig {
-    fn is_launch(&self) -> bool {
-        self.kind.eq_ignore_ascii_case("LAUNCH")
-    }
-}
-
 /// `load_policy`.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// The policy (`ROUND_ROBIN`, `ONE_TO_ONE`, `MAX_SESSIONS`, `LEAST_SESSIONS`).
+    /// The policy, as registered (`ROUND_ROBIN`, `ONE_TO_ONE`, `MAX_SESSIONS`, `LEAST_SESSIONS`,
+    /// `ON_DEMAND`, or one a custom binary registered). Without it: the provider's preferred
+    /// policy (ON_DEMAND for LAUNCH), else ROUND_ROBIN.
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
     /// The same, as the Go proxy's code reads it.
     #[serde(default)]
     pub name: Option<String>,
-    /// Policy parameters.
+    /// The policy's own parameters (MAX_SESSIONS: `max_size`), read by the policy's factory.
     #[serde(default)]
-    pub params: PolicyParams,
-}
-
-/// `load_policy.params`.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyParams {
-    /// MAX_SESSIONS: sessions per backend (a number, or a string holding one).
-    #[serde(default)]
-    pub max_size: Option<NumberOrString>,
-}
-
-/// A number that may be written as a string, as the Go proxy's files do.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum NumberOrString {
-    /// `5`
-    Number(u64),
-    /// `"5"`
-    String(String),
+    pub params: Option<figment::value::Value>,
 }
 
 /// `server`: the gRPC listener.
@@ -304,7 +313,8 @@ const SECTIONS: [&str; 9] = [
 ];
 
 impl ProxyConfig {
-    /// Reads the file (when given), then `SC_*` environment variables, and validates the result.
+    /// Reads the file (when given), then `SC_*` environment variables. The result is checked and
+    /// built by [`ProxyConfig::validate`].
     pub fn load(file: Option<&Path>) -> Result<ProxyConfig, ConfigError> {
         let mut figment = Figment::new();
         if let Some(path) = file {
@@ -325,7 +335,8 @@ impl ProxyConfig {
         Self::from_figment(figment.merge(env))
     }
 
-    /// Reads a YAML document (for tests and embedding).
+    /// Reads a YAML document (for tests and embedding). Like [`ProxyConfig::load`], it only
+    /// reads: [`ProxyConfig::validate`] checks and builds.
     pub fn from_yaml(yaml: &str) -> Result<ProxyConfig, ConfigError> {
         Self::from_figment(Figment::new().merge(Yaml::string(yaml)))
     }
@@ -336,7 +347,6 @@ impl ProxyConfig {
             ConfigError::Load(all.join("; "))
         })?;
         config.apply_go_forms()?;
-        config.validate()?;
         Ok(config)
     }
 
@@ -361,10 +371,24 @@ impl ProxyConfig {
         Ok(())
     }
 
-    /// Checks everything that serde cannot; the error names the key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.provider()?;
-        self.policy()?;
+    /// Checks everything, and builds once what the configuration describes: the provider (by
+    /// its registered type), the load policy and the authenticator. Serving and reloading use
+    /// what this returns; nothing is built twice. The error names the key.
+    pub fn validate(self, registry: &Registry) -> Result<Validated, ConfigError> {
+        self.check()?;
+        let provider = self.provider(registry)?;
+        let policy = self.policy(registry, provider.as_ref())?;
+        let authenticator = self.authenticator()?;
+        Ok(Validated {
+            config: self,
+            provider,
+            policy,
+            authenticator,
+        })
+    }
+
+    /// The checks that need nothing built.
+    fn check(&self) -> Result<(), ConfigError> {
         self.router.validate().map_err(ConfigError::Invalid)?;
         check_addr("server.listen_addr", &self.server.listen_addr)?;
         check_addr("control.listen_addr", &self.control.listen_addr)?;
@@ -374,7 +398,6 @@ impl ProxyConfig {
                 self.server.worker_threads
             )));
         }
-        self.authenticator()?;
         if !self.auth.enabled() {
             for (key, addr) in [
                 ("server.listen_addr", &self.server.listen_addr),
@@ -412,95 +435,66 @@ impl ProxyConfig {
         Ok(())
     }
 
-    /// The configured backend provider.
-    pub fn provider(&self) -> Result<Arc<dyn BackendProvider>, ConfigError> {
+    /// The configured backend provider, built by its registered type's factory.
+    fn provider(&self, registry: &Registry) -> Result<Arc<dyn BackendProvider>, ConfigError> {
         let p = &self.backend_provider;
-        match p.kind.to_ascii_uppercase().as_str() {
-            "PREDEFINED" => {
-                let spec: PredefinedSpec = match &p.spec {
-                    Some(value) => value.deserialize().map_err(|e| {
-                        ConfigError::Invalid(format!("backend_provider.spec: {}", describe(&e)))
-                    })?,
-                    None => PredefinedSpec {
-                        endpoints: vec![sc_backend_predefined::EndpointSpec::new(
-                            "localhost:15002",
-                        )],
-                    },
-                };
-                let provider = PredefinedProvider::new(p.name.clone(), &spec)
-                    .map_err(|e| ConfigError::Invalid(format!("backend_provider.{e}")))?;
-                Ok(Arc::new(provider))
-            }
-            "LAUNCH" => {
-                let spec: LaunchSpec = match &p.spec {
-                    Some(value) => value.deserialize().map_err(|e| {
-                        ConfigError::Invalid(format!("backend_provider.spec: {}", describe(&e)))
-                    })?,
-                    None => LaunchSpec::default(),
-                };
-                let provider = LaunchProvider::new(p.name.clone(), spec)
-                    .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-                Ok(Arc::new(provider))
-            }
-            other => Err(ConfigError::Invalid(format!(
-                "backend_provider.type '{other}' is not known; use LAUNCH or PREDEFINED"
-            ))),
+        let spec = match &p.spec {
+            Some(value) => Spec::from_value("backend_provider.spec", value),
+            None => Spec::empty("backend_provider.spec"),
+        };
+        if !registry.has_provider(&p.kind) {
+            return Err(ConfigError::Invalid(format!(
+                "backend_provider.type '{}' is not known; use one of {}",
+                p.kind,
+                registry.provider_types().join(", ")
+            )));
         }
+        registry
+            .build_provider(&p.kind, &p.name, &spec)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 
-    /// The configured load policy.
-    pub fn policy(&self) -> Result<Arc<dyn LoadPolicy>, ConfigError> {
+    /// The configured load policy, built by its registered factory. Without one, the provider's
+    /// preferred policy (ON_DEMAND for LAUNCH), else ROUND_ROBIN.
+    fn policy(
+        &self,
+        registry: &Registry,
+        provider: &dyn BackendProvider,
+    ) -> Result<Arc<dyn LoadPolicy>, ConfigError> {
         let lp = &self.load_policy;
-        let name = match (&lp.kind, &lp.name) {
+        let (key, name) = match (&lp.kind, &lp.name) {
             (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b) => {
                 return Err(ConfigError::Invalid(format!(
                     "load_policy.type '{a}' and load_policy.name '{b}' disagree; set one of them"
                 )));
             }
-            (Some(a), _) | (None, Some(a)) => a.to_ascii_uppercase(),
-            // A launching provider decides placement itself, by its share level.
-            (None, None) if self.backend_provider.is_launch() => "ON_DEMAND".into(),
-            (None, None) => "ROUND_ROBIN".into(),
+            (Some(a), _) => ("load_policy.type", a.clone()),
+            (None, Some(a)) => ("load_policy.name", a.clone()),
+            (None, None) => (
+                "load_policy.type",
+                provider
+                    .default_policy()
+                    .unwrap_or("ROUND_ROBIN")
+                    .to_owned(),
+            ),
         };
-        let max_size = match &lp.params.max_size {
-            None => None,
-            Some(NumberOrString::Number(n)) => Some(*n),
-            Some(NumberOrString::String(s)) => Some(s.trim().parse::<u64>().map_err(|_| {
-                ConfigError::Invalid(format!(
-                    "load_policy.params.max_size '{s}' is not a whole number; write e.g. \"5\""
-                ))
-            })?),
+        let params = match &lp.params {
+            Some(value) => Spec::from_value("load_policy.params", value),
+            None => Spec::empty("load_policy.params"),
         };
-        if max_size.is_some() && name != "MAX_SESSIONS" {
+        if !registry
+            .policy_names()
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&name))
+        {
             return Err(ConfigError::Invalid(format!(
-                "load_policy.params.max_size applies only to MAX_SESSIONS, not {name}"
+                "{key} '{name}' is not known; use one of {}",
+                registry.policy_names().join(", ")
             )));
         }
-        Ok(match name.as_str() {
-            "ROUND_ROBIN" => Arc::new(RoundRobin::default()),
-            "ONE_TO_ONE" => Arc::new(OneToOne),
-            "LEAST_SESSIONS" => Arc::new(LeastSessions),
-            "ON_DEMAND" => Arc::new(OnDemand),
-            "MAX_SESSIONS" => {
-                let max = max_size.ok_or_else(|| {
-                    ConfigError::Invalid(
-                        "load_policy.params.max_size is required for MAX_SESSIONS, e.g. max_size: \"5\"".into(),
-                    )
-                })?;
-                if max == 0 {
-                    return Err(ConfigError::Invalid(
-                        "load_policy.params.max_size must be at least 1".into(),
-                    ));
-                }
-                Arc::new(MaxSessions::new(usize::try_from(max).unwrap_or(usize::MAX)))
-            }
-            other => {
-                return Err(ConfigError::Invalid(format!(
-                    "load_policy.type '{other}' is not known; use one of {}",
-                    POLICY_NAMES.join(", ")
-                )));
-            }
-        })
+        registry
+            .build_policy(&name, &params)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 }
 
@@ -516,7 +510,7 @@ fn is_loopback(addr: &str) -> bool {
 
 impl ProxyConfig {
     /// The configured authenticator, or `None` when authentication is off.
-    pub fn authenticator(&self) -> Result<Option<Arc<sc_auth::Authenticator>>, ConfigError> {
+    fn authenticator(&self) -> Result<Option<Arc<sc_auth::Authenticator>>, ConfigError> {
         if !self.auth.enabled() {
             return Ok(None);
         }
@@ -560,9 +554,17 @@ fn describe(error: &figment::Error) -> String {
 mod tests {
     use super::*;
 
+    /// Reads and validates with the stock registry.
+    fn valid(yaml: &str) -> Validated {
+        ProxyConfig::from_yaml(yaml)
+            .unwrap()
+            .validate(&builtins())
+            .unwrap()
+    }
+
     #[test]
     fn go_proxy_format_is_accepted() {
-        let c = ProxyConfig::from_yaml(
+        let v = valid(
             r#"
 backend_provider:
   name: manual spark
@@ -584,12 +586,11 @@ server:
     key_file: "certs/server.key"
     server_name: "example.com"
 "#,
-        )
-        .unwrap();
-        assert_eq!(c.log_level, LogLevel::Debug);
-        assert_eq!(c.policy().unwrap().name(), "MAX_SESSIONS");
-        assert_eq!(c.server.listen_addr, "localhost:8080");
-        assert_eq!(c.provider().unwrap().name(), "manual spark");
+        );
+        assert_eq!(v.config.log_level, LogLevel::Debug);
+        assert_eq!(v.policy.name(), "MAX_SESSIONS");
+        assert_eq!(v.config.server.listen_addr, "localhost:8080");
+        assert_eq!(v.provider.name(), "manual spark");
 
         // The Go proxy's docker configuration: `:port` and `server.control_api`. Listening on
         // every interface still needs authentication (or an explicit `auth.anonymous`).
@@ -599,7 +600,7 @@ server:
             e.contains("server.listen_addr '0.0.0.0:8080'") && e.contains("auth"),
             "{e}"
         );
-        let c = ProxyConfig::from_yaml(&format!("{go_docker}auth:\n  anonymous: true\n")).unwrap();
+        let c = valid(&format!("{go_docker}auth:\n  anonymous: true\n")).config;
         assert_eq!(c.server.listen_addr, "0.0.0.0:8080");
         assert_eq!(c.control.listen_addr, "0.0.0.0:8081");
         let e = err(
@@ -612,17 +613,13 @@ server:
     fn exposing_without_authentication_needs_an_explicit_choice() {
         let e = err("server:\n  listen_addr: 0.0.0.0:8080");
         assert!(e.contains("auth.anonymous"), "{e}");
-        let c = ProxyConfig::from_yaml(
-            "server:\n  listen_addr: 0.0.0.0:8080\nauth:\n  anonymous: true",
-        )
-        .unwrap();
-        assert!(c.authenticator().unwrap().unwrap().allows_anonymous());
-        ProxyConfig::from_yaml(
-            "server:\n  listen_addr: '[::1]:8080'\ncontrol:\n  listen_addr: localhost:1",
-        )
-        .unwrap();
-        let c = ProxyConfig::from_yaml("server:\n  listen_addr: 0.0.0.0:8080\ncontrol:\n  listen_addr: 0.0.0.0:8081\nauth:\n  tokens:\n    - token: s3cret\n      user: alice").unwrap();
-        assert!(c.authenticator().unwrap().is_some());
+        let v = valid("server:\n  listen_addr: 0.0.0.0:8080\nauth:\n  anonymous: true");
+        assert!(v.authenticator.unwrap().allows_anonymous());
+        valid("server:\n  listen_addr: '[::1]:8080'\ncontrol:\n  listen_addr: localhost:1");
+        let v = valid(
+            "server:\n  listen_addr: 0.0.0.0:8080\ncontrol:\n  listen_addr: 0.0.0.0:8081\nauth:\n  tokens:\n    - token: s3cret\n      user: alice",
+        );
+        assert!(v.authenticator.is_some());
         let e = err("auth:\n  tokens:\n    - user: alice");
         assert!(e.contains("auth.tokens[0]"), "{e}");
         let e = err("auth:\n  mtls: {}");
@@ -631,27 +628,30 @@ server:
 
     #[test]
     fn policy_name_key_is_accepted_and_defaults_apply() {
-        let c = ProxyConfig::from_yaml("load_policy:\n  name: ROUND_ROBIN\n").unwrap();
-        assert_eq!(c.policy().unwrap().name(), "ROUND_ROBIN");
+        let v = valid("load_policy:\n  name: ROUND_ROBIN\n");
+        assert_eq!(v.policy.name(), "ROUND_ROBIN");
         // With no configuration, Spark Connect servers are launched on demand, one per user,
         // and sessions are kept in an embedded database file.
-        let c = ProxyConfig::from_yaml("{}").unwrap();
-        assert_eq!(c.backend_provider.kind, "LAUNCH");
-        assert_eq!(c.provider().unwrap().name(), "local spark");
-        assert_eq!(c.policy().unwrap().name(), "ON_DEMAND");
-        assert_eq!(c.store.kind, sc_store::StoreKind::Embedded);
-        let c = ProxyConfig::from_yaml(
+        let v = valid("{}");
+        assert_eq!(v.config.backend_provider.kind, "LAUNCH");
+        assert_eq!(v.provider.name(), "local spark");
+        assert_eq!(v.policy.name(), "ON_DEMAND");
+        assert_eq!(v.config.store.kind, sc_store::StoreKind::Embedded);
+        let v = valid(
             "backend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: localhost:15002\n",
-        )
-        .unwrap();
-        assert_eq!(c.policy().unwrap().name(), "ROUND_ROBIN");
+        );
+        assert_eq!(v.policy.name(), "ROUND_ROBIN");
+        let c = v.config;
         assert_eq!(c.server.listen_addr, "127.0.0.1:8080");
         assert_eq!(c.control.listen_addr, "127.0.0.1:8081");
         assert_eq!(c.router.max_message_size, 128 * 1024 * 1024);
     }
 
     fn err(yaml: &str) -> String {
-        ProxyConfig::from_yaml(yaml).unwrap_err().to_string()
+        match ProxyConfig::from_yaml(yaml) {
+            Err(e) => e.to_string(),
+            Ok(config) => config.validate(&builtins()).unwrap_err().to_string(),
+        }
     }
 
     #[test]
@@ -678,7 +678,10 @@ server:
         let e = err("backend_provider:\n  type: PREDEFINED\n  spec:\n    endpointz: []");
         assert!(e.contains("endpointz"), "{e}");
         let e = err("backend_provider:\n  type: KUBERNETES");
-        assert!(e.contains("backend_provider.type"), "{e}");
+        assert!(
+            e.contains("backend_provider.type 'KUBERNETES'") && e.contains("LAUNCH, PREDEFINED"),
+            "{e}"
+        );
         let e = err("log_level: loud");
         assert!(e.contains("log_level"), "{e}");
         let e = err("router:\n  max_message_size: 10");
@@ -709,9 +712,9 @@ server:
     fn inconsistent_settings_are_refused_naming_the_keys() {
         let e = err("server:\n  worker_threads: 1025");
         assert!(e.contains("server.worker_threads is 1025"), "{e}");
-        let c = ProxyConfig::from_yaml("server:\n  worker_threads: 1024").unwrap();
+        let c = valid("server:\n  worker_threads: 1024").config;
         assert_eq!(c.server.threads(), 1024);
-        let c = ProxyConfig::from_yaml("server:\n  worker_threads: 0").unwrap();
+        let c = valid("server:\n  worker_threads: 0").config;
         assert!(c.server.threads() >= 1, "0 means one per CPU");
 
         // The idle timeout must outlast the keep-alive pings that keep honest clients busy.
@@ -720,8 +723,7 @@ server:
             e.contains("server.idle_timeout") && e.contains("router.keepalive_interval"),
             "{e}"
         );
-        ProxyConfig::from_yaml("server:\n  idle_timeout: 11s\nrouter:\n  keepalive_interval: 10s")
-            .unwrap();
+        valid("server:\n  idle_timeout: 11s\nrouter:\n  keepalive_interval: 10s");
 
         let e = err("control:\n  tls: true");
         assert!(e.contains("control.tls") && e.contains("server.tls"), "{e}");
@@ -729,15 +731,15 @@ server:
         assert!(e.contains("server.tls.key_file"), "{e}");
 
         // Both places for the control plane's address are fine when they agree.
-        let c = ProxyConfig::from_yaml(
+        let c = valid(
             "control:\n  listen_addr: 127.0.0.1:9001\nserver:\n  control_api:\n    listen_addr: 127.0.0.1:9001\n",
         )
-        .unwrap();
+        .config;
         assert_eq!(c.control.listen_addr, "127.0.0.1:9001");
         let e = err("control:\n  listen_addr: 127.0.0.1");
         assert!(e.contains("control.listen_addr '127.0.0.1'"), "{e}");
         // Any loopback address may listen without authentication; another may not.
-        ProxyConfig::from_yaml("server:\n  listen_addr: 127.0.0.2:8080").unwrap();
+        valid("server:\n  listen_addr: 127.0.0.2:8080");
         let e = err("control:\n  listen_addr: 10.1.2.3:8081");
         assert!(e.contains("control.listen_addr '10.1.2.3:8081'"), "{e}");
     }
@@ -745,21 +747,14 @@ server:
     #[test]
     fn policy_spellings_and_params_are_checked() {
         // `type` and `name` may both be given if they agree (case aside).
-        let c =
-            ProxyConfig::from_yaml("load_policy:\n  type: one_to_one\n  name: ONE_TO_ONE").unwrap();
-        assert_eq!(c.policy().unwrap().name(), "ONE_TO_ONE");
+        let v = valid("load_policy:\n  type: one_to_one\n  name: ONE_TO_ONE");
+        assert_eq!(v.policy.name(), "ONE_TO_ONE");
         let e = err("load_policy:\n  type: ROUND_ROBIN\n  name: ONE_TO_ONE");
         assert!(e.contains("disagree"), "{e}");
         // max_size as a number, as a string, and out of place.
-        let c = ProxyConfig::from_yaml(
-            "load_policy:\n  type: MAX_SESSIONS\n  params:\n    max_size: 3",
-        )
-        .unwrap();
-        assert_eq!(c.policy().unwrap().name(), "MAX_SESSIONS");
-        ProxyConfig::from_yaml(
-            "load_policy:\n  type: MAX_SESSIONS\n  params:\n    max_size: ' 7 '",
-        )
-        .unwrap();
+        let v = valid("load_policy:\n  type: MAX_SESSIONS\n  params:\n    max_size: 3");
+        assert_eq!(v.policy.name(), "MAX_SESSIONS");
+        valid("load_policy:\n  type: MAX_SESSIONS\n  params:\n    max_size: ' 7 '");
         let e = err("load_policy:\n  type: MAX_SESSIONS\n  params:\n    max_size: 0");
         assert!(e.contains("at least 1"), "{e}");
         let e = err("load_policy:\n  type: ROUND_ROBIN\n  params:\n    max_size: 3");
@@ -767,13 +762,12 @@ server:
             e.contains("max_size applies only to MAX_SESSIONS, not ROUND_ROBIN"),
             "{e}"
         );
-        let c = ProxyConfig::from_yaml("load_policy:\n  type: least_sessions").unwrap();
-        assert_eq!(c.policy().unwrap().name(), "LEAST_SESSIONS");
+        let v = valid("load_policy:\n  type: least_sessions");
+        assert_eq!(v.policy.name(), "LEAST_SESSIONS");
         // The provider type is case-insensitive; PREDEFINED without a spec is localhost:15002.
-        let c = ProxyConfig::from_yaml("backend_provider:\n  type: predefined").unwrap();
-        assert_eq!(c.backend_provider.name, "default");
-        assert_eq!(c.policy().unwrap().name(), "ROUND_ROBIN");
-        c.provider().unwrap();
+        let v = valid("backend_provider:\n  type: predefined");
+        assert_eq!(v.config.backend_provider.name, "default");
+        assert_eq!(v.policy.name(), "ROUND_ROBIN");
     }
 
     #[test]

@@ -11,5 +11,5 @@ mod serve;
 mod tls;
 mod workers;
 
-pub use config::{ConfigError, ProxyConfig};
+pub use config::{ConfigError, ProxyConfig, Validated, builtins};
 pub use serve::{Proxy, ServeError};

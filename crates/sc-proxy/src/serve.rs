@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tonic::transport::Server;
 use tracing::{info, warn};
 
-use crate::config::{ConfigError, ProxyConfig};
+use crate::config::{ConfigError, ProxyConfig, Validated};
 use crate::tls::{self, ReloadableTls};
 use crate::workers::Workers;
 
@@ -45,7 +45,9 @@ pub enum ServeError {
 #[derive(Debug)]
 pub struct Proxy {
     config: ProxyConfig,
-    config_file: Option<std::path::PathBuf>,
+    authenticator: Option<std::sync::Arc<sc_auth::Authenticator>>,
+    /// The file SIGHUP and `POST /control/reload` re-read, and the registry that builds it.
+    reload: Option<(std::path::PathBuf, sc_backend_api::Registry)>,
     router: Router,
     grpc: TcpListener,
     control: TcpListener,
@@ -62,9 +64,14 @@ async fn bind(key: &'static str, addr: &str) -> Result<TcpListener, ServeError> 
 }
 
 impl Proxy {
-    /// Builds the router from the configuration and binds both ports.
-    pub async fn bind(config: ProxyConfig) -> Result<Proxy, ServeError> {
-        config.validate()?;
+    /// Builds the router from a validated configuration and binds both ports.
+    pub async fn bind(validated: Validated) -> Result<Proxy, ServeError> {
+        let Validated {
+            config,
+            provider,
+            policy,
+            authenticator,
+        } = validated;
         let store = sc_store::open(&config.store)
             .await
             .map_err(|e| ServeError::Router(e.into()))?;
@@ -79,8 +86,8 @@ impl Proxy {
         settings.connection_lanes = config.server.threads();
         let router = Router::builder()
             .settings(settings)
-            .provider(config.provider()?)
-            .policy(config.policy()?)
+            .provider(provider)
+            .policy(policy)
             .admin_group(config.auth.admin_group.clone())
             .store(store)
             .build()
@@ -89,7 +96,8 @@ impl Proxy {
         let control = bind("control.listen_addr", &config.control.listen_addr).await?;
         Ok(Proxy {
             config,
-            config_file: None,
+            authenticator,
+            reload: None,
             router,
             grpc,
             control,
@@ -97,9 +105,13 @@ impl Proxy {
     }
 
     /// Remembers the file the configuration came from, so SIGHUP and `POST /control/reload`
-    /// can re-read it.
-    pub fn with_config_file(mut self, path: Option<std::path::PathBuf>) -> Self {
-        self.config_file = path;
+    /// can re-read it and build it with `registry`.
+    pub fn with_config_file(
+        mut self,
+        path: Option<std::path::PathBuf>,
+        registry: sc_backend_api::Registry,
+    ) -> Self {
+        self.reload = path.map(|path| (path, registry));
         self
     }
 
@@ -126,14 +138,16 @@ impl Proxy {
     ) -> Result<(), ServeError> {
         let Proxy {
             config,
-            config_file,
+            authenticator,
+            reload,
             router,
             grpc,
             control,
         } = self;
         router.start_health_checks();
         router.start_lifecycle();
-        let reload_hook = config_file.map(|path| reload_hook(router.clone(), path));
+        let reload_hook =
+            reload.map(|(path, registry)| reload_hook(router.clone(), path, registry));
         if let Some(hook) = &reload_hook {
             tokio::spawn(reload_on_hangup(hook.clone()));
         }
@@ -152,7 +166,6 @@ impl Proxy {
             .http2_keepalive_interval(Some(settings.keepalive_interval))
             .tcp_nodelay(true);
         let tls = &config.server.tls;
-        let authenticator = config.authenticator()?;
         if let Some(auth) = &authenticator {
             if auth.allows_anonymous() {
                 warn!(
@@ -413,16 +426,26 @@ async fn watch_tls(reloadable: Vec<std::sync::Arc<ReloadableTls>>) {
 /// ones take new sessions, removed ones drain), the load policy and the limits. Listeners, TLS
 /// files (reloaded on their own), authentication and the store need a restart; a change to them
 /// is reported, not applied.
-fn reload_hook(router: Router, path: std::path::PathBuf) -> sc_control::ReloadHook {
+fn reload_hook(
+    router: Router,
+    path: std::path::PathBuf,
+    registry: sc_backend_api::Registry,
+) -> sc_control::ReloadHook {
+    let registry = std::sync::Arc::new(registry);
     std::sync::Arc::new(move || {
         let router = router.clone();
         let path = path.clone();
+        let registry = registry.clone();
         Box::pin(async move {
-            let config = ProxyConfig::load(Some(&path)).map_err(|e| e.to_string())?;
-            let provider = config.provider().map_err(|e| e.to_string())?;
-            let policy = config.policy().map_err(|e| e.to_string())?;
+            let validated = ProxyConfig::load(Some(&path))
+                .and_then(|config| config.validate(&registry))
+                .map_err(|e| e.to_string())?;
             router
-                .reconfigure(vec![provider], policy, config.router.limits.clone())
+                .reconfigure(
+                    vec![validated.provider],
+                    validated.policy,
+                    validated.config.router.limits.clone(),
+                )
                 .await
                 .map_err(|e| e.to_string())
         })

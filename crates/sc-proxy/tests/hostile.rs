@@ -80,7 +80,10 @@ async fn start(setup: Setup) -> Running {
     if let Some(wait) = setup.first_message_timeout {
         yaml.push_str(&format!("  first_message_timeout: {wait}\n"));
     }
-    let config = sc_proxy::ProxyConfig::from_yaml(&yaml).unwrap();
+    let config = sc_proxy::ProxyConfig::from_yaml(&yaml)
+        .unwrap()
+        .validate(&sc_proxy::builtins())
+        .unwrap();
     let proxy = sc_proxy::Proxy::bind(config).await.unwrap();
     let grpc = proxy.grpc_addr().unwrap();
     let control = proxy.control_addr().unwrap();

@@ -48,7 +48,10 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 async fn start(yaml: &str) -> (std::net::SocketAddr, std::net::SocketAddr) {
-    let config = ProxyConfig::from_yaml(yaml).unwrap();
+    let config = ProxyConfig::from_yaml(yaml)
+        .unwrap()
+        .validate(&sc_proxy::builtins())
+        .unwrap();
     let proxy = Proxy::bind(config).await.unwrap();
     let addrs = (proxy.grpc_addr().unwrap(), proxy.control_addr().unwrap());
     tokio::spawn(proxy.serve(std::future::pending()));

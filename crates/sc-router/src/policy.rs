@@ -1,8 +1,86 @@
-//! The built-in load policies: ROUND_ROBIN, ONE_TO_ONE, MAX_SESSIONS and LEAST_SESSIONS.
+//! The built-in load policies: ROUND_ROBIN, ONE_TO_ONE, MAX_SESSIONS, LEAST_SESSIONS and
+//! ON_DEMAND, and [`register`], which adds them to a proxy's [`Registry`].
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sc_backend_api::{BackendLoad, LoadPolicy, Placement};
+use sc_backend_api::{BackendLoad, LoadPolicy, Placement, ProviderError, Registry, Spec};
+use serde::Deserialize;
+
+/// Registers the built-in policies. Only MAX_SESSIONS takes parameters (`max_size`).
+pub fn register(registry: &mut Registry) {
+    registry
+        .register_policy("ROUND_ROBIN", |params: &Spec| {
+            no_params("ROUND_ROBIN", params)?;
+            Ok(Arc::new(RoundRobin::default()) as Arc<dyn LoadPolicy>)
+        })
+        .register_policy("ONE_TO_ONE", |params: &Spec| {
+            no_params("ONE_TO_ONE", params)?;
+            Ok(Arc::new(OneToOne) as Arc<dyn LoadPolicy>)
+        })
+        .register_policy("LEAST_SESSIONS", |params: &Spec| {
+            no_params("LEAST_SESSIONS", params)?;
+            Ok(Arc::new(LeastSessions) as Arc<dyn LoadPolicy>)
+        })
+        .register_policy("ON_DEMAND", |params: &Spec| {
+            no_params("ON_DEMAND", params)?;
+            Ok(Arc::new(OnDemand) as Arc<dyn LoadPolicy>)
+        })
+        .register_policy("MAX_SESSIONS", max_sessions);
+}
+
+/// A policy without parameters refuses any, naming the one that takes them.
+fn no_params(name: &str, params: &Spec) -> Result<(), ProviderError> {
+    if params.is_empty() {
+        Ok(())
+    } else {
+        Err(ProviderError::Config(format!(
+            "{}: {name} takes no parameters (max_size applies only to MAX_SESSIONS, not {name}); remove them",
+            params.key()
+        )))
+    }
+}
+
+/// `load_policy.params` of MAX_SESSIONS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaxSessionsParams {
+    /// Sessions per backend: a number, or a string holding one (as the Go proxy's files write it).
+    max_size: Option<NumberOrString>,
+}
+
+/// A number that may be written as a string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum NumberOrString {
+    Number(u64),
+    String(String),
+}
+
+fn max_sessions(params: &Spec) -> Result<Arc<dyn LoadPolicy>, ProviderError> {
+    let parsed: MaxSessionsParams = params.parse()?;
+    let max = match parsed.max_size {
+        None => {
+            return Err(params.invalid(
+                "max_size",
+                "is required for MAX_SESSIONS, e.g. max_size: \"5\"",
+            ));
+        }
+        Some(NumberOrString::Number(n)) => n,
+        Some(NumberOrString::String(s)) => s.trim().parse::<u64>().map_err(|_| {
+            params.invalid(
+                "max_size",
+                format!("'{s}' is not a whole number; write e.g. \"5\""),
+            )
+        })?,
+    };
+    if max == 0 {
+        return Err(params.invalid("max_size", "must be at least 1"));
+    }
+    Ok(Arc::new(MaxSessions::new(
+        usize::try_from(max).unwrap_or(usize::MAX),
+    )))
+}
 
 /// Cycles through the available backends, one new session each.
 #[derive(Debug, Default)]
@@ -119,15 +197,6 @@ fn none_available(backends: &[BackendLoad<'_>]) -> Placement {
     }
 }
 
-/// The built-in policy names, as accepted in configuration.
-pub const POLICY_NAMES: [&str; 5] = [
-    "ROUND_ROBIN",
-    "ONE_TO_ONE",
-    "MAX_SESSIONS",
-    "LEAST_SESSIONS",
-    "ON_DEMAND",
-];
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -201,6 +270,49 @@ mod tests {
             p.choose(&loads(&ids, &[0, 0], &[false, false])),
             Placement::StartNew
         );
+    }
+
+    #[test]
+    fn registered_policies_check_their_params() {
+        let mut registry = Registry::new();
+        register(&mut registry);
+        let params = |v: serde_json::Value| Spec::from_json("load_policy.params", v);
+        let none = params(serde_json::Value::Null);
+        for name in registry.policy_names() {
+            if name == "MAX_SESSIONS" {
+                continue;
+            }
+            assert_eq!(registry.build_policy(name, &none).unwrap().name(), name);
+            let e = registry
+                .build_policy(name, &params(serde_json::json!({"max_size": 3})))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains("max_size applies only to MAX_SESSIONS"), "{e}");
+        }
+        for ok in [
+            serde_json::json!({"max_size": 3}),
+            serde_json::json!({"max_size": " 7 "}),
+        ] {
+            let p = registry.build_policy("max_sessions", &params(ok)).unwrap();
+            assert_eq!(p.name(), "MAX_SESSIONS");
+        }
+        for (bad, why) in [
+            (serde_json::Value::Null, "required"),
+            (serde_json::json!({"max_size": 0}), "at least 1"),
+            (
+                serde_json::json!({"max_size": "lots"}),
+                "not a whole number",
+            ),
+            (serde_json::json!({"max_sise": 1}), "max_sise"),
+        ] {
+            let e = registry
+                .build_policy("MAX_SESSIONS", &params(bad))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains("load_policy.params") && e.contains(why), "{e}");
+        }
     }
 
     #[test]
