@@ -23,14 +23,14 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router as HttpRouter;
-use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use sc_auth::{Authenticator, Identity};
-use sc_router::{Router, RouterError, SessionInfo};
+use sc_router::{Access, Caller, Plane, Router, RouterError, SessionInfo};
 use serde::{Deserialize, Serialize};
 use tonic::Code;
 use tracing::warn;
@@ -76,26 +76,62 @@ impl std::fmt::Debug for ControlState {
     }
 }
 
-/// The caller of a control-plane request, when authentication is on.
-type Caller = Option<Extension<Identity>>;
+/// The header that names the user a control-plane request is for when authentication is off
+/// (ignored when it is on: the verified identity decides). Without it, the caller is the operator.
+pub const USER_HEADER: &str = "x-spark-connect-user-id";
 
-impl ControlState {
-    fn is_admin(&self, caller: &Caller) -> bool {
-        match (&self.auth, caller) {
-            (Some(auth), Some(Extension(identity))) => auth.is_admin(identity),
-            _ => false,
-        }
+/// Who sent a control-plane request: the identity authentication verified (when it is on), the
+/// user the request claims (when it is off), and the client's address. The router decides what
+/// it may do ([`sc_router::authz`]), with the rule the gRPC port uses.
+#[derive(Debug, Clone)]
+struct Requester {
+    identity: Option<Identity>,
+    claimed: Option<String>,
+    peer: Option<std::net::SocketAddr>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Requester {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Requester {
+            identity: parts.extensions.get::<Identity>().cloned(),
+            claimed: parts
+                .headers
+                .get(USER_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()),
+            peer: parts.extensions.get::<Peer>().and_then(|p| p.0),
+        })
+    }
+}
+
+impl Requester {
+    fn caller<'a>(&'a self, router: &Router) -> Caller<'a> {
+        router
+            .caller(
+                self.identity.as_ref(),
+                self.claimed.as_deref(),
+                Plane::Control,
+            )
+            .with_peer(self.peer)
     }
 
-    /// Whether the caller may see and act on a session: its owner, an admin, or anyone when
-    /// authentication is off.
-    fn may_access(&self, caller: &Caller, info: &SessionInfo) -> bool {
-        match caller {
-            None => true,
-            Some(Extension(identity)) => {
-                info.user_id.as_deref() == Some(identity.user.as_str()) || self.is_admin(caller)
-            }
-        }
+    /// The user who asked, for audit lines (`""` for the operator).
+    fn name(&self) -> &str {
+        self.identity
+            .as_ref()
+            .map(|i| i.user.as_str())
+            .or(self.claimed.as_deref())
+            .unwrap_or("")
+    }
+
+    fn peer_text(&self) -> String {
+        peer_text(self.peer)
     }
 }
 
@@ -375,15 +411,6 @@ async fn authenticate(
 #[derive(Debug, Clone, Copy)]
 struct Peer(Option<std::net::SocketAddr>);
 
-fn forbidden(caller: &Caller, peer: Peer, id: &str) -> ApiError {
-    warn!(target: "audit", event = "permission_denied", plane = "control", user = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), session_id = id, "permission denied");
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "PERMISSION_DENIED",
-        "permission denied for this session",
-    )
-}
-
 // === sessions ===
 
 /// A session as the control plane shows it.
@@ -409,10 +436,13 @@ impl ControlState {
                 .clone()
                 .unwrap_or_else(|| request_host(headers));
             let tls = if self.grpc_tls { ";use_ssl=true" } else { "" };
+            // `session_id` too: a client that uses the string runs its Spark session under the
+            // proxy session's id, so one id names both.
             format!(
-                "sc://{host}:{}/;{}={}{tls}",
+                "sc://{host}:{}/;{}={};session_id={}{tls}",
                 self.grpc_port,
                 sc_router::SESSION_HEADER,
+                info.id,
                 info.id
             )
         });
@@ -453,15 +483,17 @@ fn wants_json(headers: &HeaderMap) -> bool {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateSession {
-    /// The user the session is for.
+    /// The user the session is for (another user's: admins only).
     #[serde(default)]
     user_id: Option<String>,
+    /// A name for the application, shown with the session.
+    #[serde(default)]
+    app_name: Option<String>,
 }
 
 async fn create_session(
     State(state): State<ControlState>,
-    Extension(peer): Extension<Peer>,
-    caller: Caller,
+    who: Requester,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -480,28 +512,16 @@ async fn create_session(
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::bad_request(format!(
-                "request body is not valid JSON for a new session: {e}; send no body, or {{\"user_id\": \"alice\"}}"
+                "request body is not valid JSON for a new session: {e}; send no body, or {{\"user_id\": \"alice\", \"app_name\": \"etl\"}}"
             ))
         })?
     };
-    let owner = match (&caller, request.user_id) {
-        (None, requested) => requested,
-        (Some(Extension(identity)), None) => Some(identity.user.clone()),
-        (Some(Extension(identity)), Some(requested)) => {
-            if requested != identity.user && !state.is_admin(&caller) {
-                warn!(target: "audit", event = "permission_denied", plane = "control", user = %identity.user, peer = %peer_text(peer.0), on_behalf_of = %requested, "permission denied");
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "PERMISSION_DENIED",
-                    "only admins may create sessions for another user; leave user_id out",
-                ));
-            }
-            Some(requested)
-        }
-    };
-    let identity = caller.as_ref().map(|Extension(i)| i);
-    let info = state.router.create_session(owner, identity).await?;
-    tracing::info!(target: "audit", event = "session_create", kind = "control", session_id = %info.id, user = info.user_id.as_deref().unwrap_or(""), by = identity.map_or("", |i| i.user.as_str()), peer = %peer_text(peer.0), backend = %info.backend, "session created");
+    let caller = who.caller(&state.router);
+    let mut new = sc_router::SessionRequest::new();
+    new.user_id = request.user_id;
+    new.app_name = request.app_name;
+    let info = state.router.create_session(&caller, new).await?;
+    tracing::info!(target: "audit", event = "session_create", kind = "control", session_id = %info.id, user = info.user_id.as_deref().unwrap_or(""), by = who.name(), peer = %who.peer_text(), backend = %info.backend, "session created");
     if wants_json(&headers) {
         Ok((StatusCode::OK, axum::Json(state.view(info, &headers))).into_response())
     } else {
@@ -521,59 +541,41 @@ struct SessionList {
 
 async fn list_sessions(
     State(state): State<ControlState>,
-    caller: Caller,
+    who: Requester,
     headers: HeaderMap,
 ) -> Response {
     let sessions = state
         .router
-        .sessions()
+        .sessions_for(&who.caller(&state.router))
         .into_iter()
-        .filter(|info| state.may_access(&caller, info))
         .map(|info| state.view(info, &headers))
         .collect();
     axum::Json(SessionList { sessions }).into_response()
 }
 
-/// The session `id`, if it exists and the caller may see it (else 404 / 403).
-fn accessible_session(
-    state: &ControlState,
-    caller: &Caller,
-    peer: Peer,
-    id: String,
-) -> Result<SessionInfo, ApiError> {
-    let info = state
-        .router
-        .session(&id)
-        .ok_or(RouterError::SessionNotFound(id))?;
-    if !state.may_access(caller, &info) {
-        return Err(forbidden(caller, peer, &info.id));
-    }
-    Ok(info)
-}
-
 async fn get_session(
     State(state): State<ControlState>,
-    Extension(peer): Extension<Peer>,
-    caller: Caller,
+    who: Requester,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let info = accessible_session(&state, &caller, peer, id)?;
+    let info = state.router.session_for(&who.caller(&state.router), &id)?;
     Ok(axum::Json(state.view(info, &headers)).into_response())
 }
 
 async fn delete_session(
     State(state): State<ControlState>,
-    Extension(peer): Extension<Peer>,
-    caller: Caller,
+    who: Requester,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    accessible_session(&state, &caller, peer, id.clone())?;
     // The one audit line of a deletion: the router writes none for it (only this handler knows
     // who asked and from where), and only the request that closed the session gets here.
-    let info = state.router.close_session(&id).await?;
-    tracing::info!(target: "audit", event = "session_delete", session_id = %info.id, user = info.user_id.as_deref().unwrap_or(""), by = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), backend = %info.backend, reason = "control_plane", "session deleted");
+    let info = state
+        .router
+        .close_session(&who.caller(&state.router), &id)
+        .await?;
+    tracing::info!(target: "audit", event = "session_delete", session_id = %info.id, user = info.user_id.as_deref().unwrap_or(""), by = who.name(), peer = %who.peer_text(), backend = %info.backend, reason = "control_plane", "session deleted");
     Ok(axum::Json(state.view(info, &headers)).into_response())
 }
 
@@ -583,45 +585,45 @@ async fn delete_session(
 struct BackendList {
     policy: String,
     backends: Vec<sc_router::BackendInfo>,
+    providers: Vec<sc_router::ProviderInfo>,
 }
 
 async fn list_backends(State(state): State<ControlState>) -> Response {
     axum::Json(BackendList {
         policy: state.router.policy_name().to_owned(),
         backends: state.router.backends(),
+        providers: state.router.providers(),
     })
     .into_response()
 }
 
 async fn drain_backend(
     State(state): State<ControlState>,
-    Extension(peer): Extension<Peer>,
-    caller: Caller,
+    who: Requester,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    set_draining(&state, peer, &caller, &id, true)
+    set_draining(&state, &who, &id, true)
 }
 
 async fn undrain_backend(
     State(state): State<ControlState>,
-    Extension(peer): Extension<Peer>,
-    caller: Caller,
+    who: Requester,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    set_draining(&state, peer, &caller, &id, false)
+    set_draining(&state, &who, &id, false)
 }
 
-/// Draining changes where everyone's sessions go: with authentication on, admins only.
+/// Draining changes where everyone's sessions go: for admins.
 fn set_draining(
     state: &ControlState,
-    peer: Peer,
-    caller: &Caller,
+    who: &Requester,
     id: &str,
     draining: bool,
 ) -> Result<Response, ApiError> {
-    require_admin(state, peer, caller, "drain or undrain backends")?;
-    let info = state.router.set_draining(id, draining)?;
-    tracing::info!(target: "audit", event = if draining { "backend_drain" } else { "backend_undrain" }, backend = id, by = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), "backend drain state changed");
+    let info = state
+        .router
+        .set_draining(&who.caller(&state.router), id, draining)?;
+    tracing::info!(target: "audit", event = if draining { "backend_drain" } else { "backend_undrain" }, backend = id, by = who.name(), peer = %who.peer_text(), "backend drain state changed");
     Ok(axum::Json(info).into_response())
 }
 
@@ -632,18 +634,19 @@ struct LogsQuery {
     lines: Option<usize>,
 }
 
-/// A backend's own log (a launched Spark server's output): admins only with authentication on,
-/// since it may show other users' queries.
+/// A backend's own log (a launched Spark server's output).
 async fn backend_logs(
     State(state): State<ControlState>,
-    Extension(peer): Extension<Peer>,
-    caller: Caller,
+    who: Requester,
     Path(id): Path<String>,
     axum::extract::Query(query): axum::extract::Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, peer, &caller, "read backend logs")?;
     let lines = query.lines.unwrap_or(200).clamp(1, 10_000);
-    match state.router.backend_logs(&id, lines).await? {
+    match state
+        .router
+        .backend_logs(&who.caller(&state.router), &id, lines)
+        .await?
+    {
         Some(text) => {
             Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
         }
@@ -657,13 +660,11 @@ async fn backend_logs(
     }
 }
 
-/// Re-reads the configuration file and applies it, as SIGHUP does: admins only.
-async fn reload(
-    State(state): State<ControlState>,
-    Extension(peer): Extension<Peer>,
-    caller: Caller,
-) -> Result<Response, ApiError> {
-    require_admin(&state, peer, &caller, "reload the configuration")?;
+/// Re-reads the configuration file and applies it, as SIGHUP does: for admins.
+async fn reload(State(state): State<ControlState>, who: Requester) -> Result<Response, ApiError> {
+    who.caller(&state.router).authorize(Access::Operate {
+        action: "reload the configuration",
+    })?;
     let Some(hook) = &state.reload else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -673,7 +674,7 @@ async fn reload(
     };
     match hook().await {
         Ok(report) => {
-            tracing::info!(target: "audit", event = "config_reload", by = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), added = ?report.backends_added, removed = ?report.backends_removed, "configuration reloaded");
+            tracing::info!(target: "audit", event = "config_reload", by = who.name(), peer = %who.peer_text(), added = ?report.backends_added, removed = ?report.backends_removed, "configuration reloaded");
             Ok(axum::Json(report).into_response())
         }
         Err(message) => Err(ApiError::new(
@@ -682,24 +683,6 @@ async fn reload(
             format!("the configuration was not reloaded (the old one stays in force): {message}"),
         )),
     }
-}
-
-/// With authentication on, only members of `auth.admin_group` may go on.
-fn require_admin(
-    state: &ControlState,
-    peer: Peer,
-    caller: &Caller,
-    what: &str,
-) -> Result<(), ApiError> {
-    if caller.is_some() && !state.is_admin(caller) {
-        warn!(target: "audit", event = "permission_denied", plane = "control", user = caller.as_ref().map_or("", |Extension(i)| i.user.as_str()), peer = %peer_text(peer.0), action = what, "permission denied");
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "PERMISSION_DENIED",
-            format!("only members of auth.admin_group may {what}"),
-        ));
-    }
-    Ok(())
 }
 
 async fn metrics(State(state): State<ControlState>) -> Response {

@@ -19,8 +19,10 @@ async fn state() -> ControlState {
             .map(|u| EndpointSpec::new(*u))
             .collect(),
     };
+    // The admin group is the router's: the one authorization decision reads it.
     let router = Router::builder()
         .provider(Arc::new(PredefinedProvider::new("test", &spec).unwrap()))
+        .admin_group(Some("admins".into()))
         .build()
         .await
         .unwrap();
@@ -117,7 +119,7 @@ async fn create_answers_plain_text_like_the_go_proxy_or_json_on_request() {
     assert!(v["created_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(
         v["connection_string"],
-        format!("sc://proxy.example:8080/;x-spark-connect-session-id={id2}")
+        format!("sc://proxy.example:8080/;x-spark-connect-session-id={id2};session_id={id2}")
     );
 }
 
@@ -669,4 +671,83 @@ async fn a_client_certificate_authenticates_like_on_the_grpc_port() {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+#[tokio::test]
+async fn without_authentication_a_claimed_user_gets_the_grpc_rule_and_no_claim_is_the_operator() {
+    let st = state().await;
+    let as_claimed = |method: &str, uri: &str, user: &str| {
+        req(method, uri).header(sc_control::USER_HEADER, user)
+    };
+    // Alice creates a session with an application name; it shows in the JSON.
+    let (status, body, _) = call(
+        &st,
+        as_claimed("POST", "/control/sessions", "alice")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(r#"{"app_name": "sales report"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["user_id"], "alice");
+    assert_eq!(v["app_name"], "sales report");
+    // Bob, claiming to be Bob, may not see, delete or drain.
+    for (method, uri) in [
+        ("GET", format!("/control/sessions/{id}")),
+        ("DELETE", format!("/control/sessions/{id}")),
+        ("POST", "/control/backends/backend-0/drain".to_owned()),
+    ] {
+        let (status, body, _) = call(
+            &st,
+            as_claimed(method, &uri, "bob").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri}: {body}");
+    }
+    let (_, body, _) = call(
+        &st,
+        as_claimed("GET", "/control/sessions", "bob")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(!body.contains(&id), "{body}");
+    // Nor create one for Alice.
+    let (status, _, _) = call(
+        &st,
+        as_claimed("POST", "/control/sessions", "bob")
+            .body(Body::from(r#"{"user_id": "alice"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The operator (no claim) sees it; a bad application name is a 400 naming the field.
+    let (status, body, _) = call(
+        &st,
+        req("GET", &format!("/control/sessions/{id}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body, _) = call(
+        &st,
+        req("POST", "/control/sessions")
+            .body(Body::from(r#"{"app_name": ""}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("app_name"), "{body}");
+    // Alice deletes her own.
+    let (status, body, _) = call(
+        &st,
+        as_claimed("DELETE", &format!("/control/sessions/{id}"), "alice")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

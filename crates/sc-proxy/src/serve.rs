@@ -144,8 +144,6 @@ impl Proxy {
             grpc,
             control,
         } = self;
-        router.start_health_checks();
-        router.start_lifecycle();
         let reload_hook =
             reload.map(|(path, registry)| reload_hook(router.clone(), path, registry));
         if let Some(hook) = &reload_hook {

@@ -191,6 +191,11 @@ fn connect_lazy(backend: &Backend, s: &RouterSettings) -> Result<Channel, Router
     Ok(endpoint.connect_lazy())
 }
 
+/// Whether two handles name the same provider instance.
+fn same_provider(a: &Arc<dyn BackendProvider>, b: &Arc<dyn BackendProvider>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+}
+
 /// The provider of detached handles: it has no backends.
 struct Detached;
 
@@ -284,6 +289,44 @@ impl BackendPool {
             }
             if !known {
                 self.add(backend, provider, false)?;
+                added.push(id);
+            }
+        }
+        Ok((added, removed))
+    }
+
+    /// Syncs the pool with one provider's current list (a discovery provider said it changed):
+    /// backends new to the list are added, backends no longer listed drain (marked removed:
+    /// their sessions carry on, no new session goes there, and they leave once empty), and a
+    /// backend listed again before it left takes new sessions again. Backends the provider
+    /// started on demand are not in its list and are left alone. Returns the ids added (or
+    /// back) and removed.
+    pub(crate) async fn sync_provider(
+        &self,
+        provider: &Arc<dyn BackendProvider>,
+    ) -> Result<(Vec<String>, Vec<String>), RouterError> {
+        let listed = provider.list().await?;
+        let current = self.snapshot();
+        let mine = || {
+            current
+                .iter()
+                .filter(|b| same_provider(&b.provider, provider) && !b.started)
+        };
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for b in mine() {
+            if listed.contains(&b.backend) {
+                if b.removed.swap(false, Ordering::Relaxed) {
+                    added.push(b.id().to_string());
+                }
+            } else if !b.removed.swap(true, Ordering::Relaxed) {
+                removed.push(b.id().to_string());
+            }
+        }
+        for backend in listed {
+            if !mine().any(|b| b.backend == backend) {
+                let id = backend.id.to_string();
+                self.add(backend, provider.clone(), false)?;
                 added.push(id);
             }
         }

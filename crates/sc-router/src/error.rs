@@ -70,6 +70,20 @@ pub enum RouterError {
     /// The session exists but belongs to someone else.
     #[error("permission denied for this session")]
     PermissionDenied,
+    /// Acting on the proxy as a whole is for admins.
+    #[error("{}", not_admin(action, *authenticated))]
+    NotAdmin {
+        /// What the caller wanted to do.
+        action: &'static str,
+        /// Whether the caller was authenticated (the fix differs).
+        authenticated: bool,
+    },
+    /// A request to the router's API (e.g. a new session's fields) is invalid.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The router's own settings are wrong (at build or on reload).
+    #[error("invalid router settings: {0}")]
+    InvalidSettings(String),
     /// No backend can take a new session.
     #[error("no backend can take a new session: {0}")]
     NoCapacity(String),
@@ -144,7 +158,10 @@ impl RouterError {
             | RouterError::LimitExceeded { .. } => Code::ResourceExhausted,
             RouterError::UnsupportedEncoding(_) => Code::Unimplemented,
             RouterError::FirstMessageTimeout(_) => Code::DeadlineExceeded,
-            RouterError::PermissionDenied => Code::PermissionDenied,
+            RouterError::PermissionDenied | RouterError::NotAdmin { .. } => Code::PermissionDenied,
+            RouterError::InvalidSettings(_) | RouterError::InvalidRequest(_) => {
+                Code::InvalidArgument
+            }
             RouterError::BackendUnavailable { .. } => Code::Unavailable,
             RouterError::Provider(ProviderError::Config(_)) => Code::Internal,
             RouterError::Provider(_) => Code::Unavailable,
@@ -171,6 +188,16 @@ impl RouterError {
             ),
             _ => Status::new(self.code(), self.to_string()),
         }
+    }
+}
+
+fn not_admin(action: &str, authenticated: bool) -> String {
+    if authenticated {
+        format!("only members of auth.admin_group may {action}")
+    } else {
+        format!(
+            "only the operator may {action}: with authentication off, send the request without x-spark-connect-user-id"
+        )
     }
 }
 

@@ -11,6 +11,12 @@
 //! axum server (see `examples/embed-router`), and [`Router`] is the handle a control plane uses to
 //! create, list and close sessions.
 //!
+//! A router carries its own life: [`RouterBuilder::build`] starts its background work on the
+//! current tokio runtime (session expiry, stopping idle engines, health probes, writing the
+//! session table behind the request path, re-listing providers that discover backends), and
+//! [`Router::shutdown`] stops it and every backend a provider started. An embedder has nothing
+//! else to start.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use sc_backend_predefined::{PredefinedProvider, PredefinedSpec, EndpointSpec};
@@ -28,14 +34,19 @@
 //!     .await?;
 //! tonic::transport::Server::builder()
 //!     .add_service(router.service())
-//!     .serve("127.0.0.1:8080".parse()?)
+//!     .serve_with_shutdown("127.0.0.1:8080".parse()?, async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!     })
 //!     .await?;
+//! // Expiry and probes stop; launched engines are stopped; the session table is written out.
+//! router.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
 
 #![forbid(unsafe_code)]
 
+pub mod authz;
 mod backends;
 pub mod coalesce;
 mod direct;
@@ -47,9 +58,11 @@ mod health;
 mod lifecycle;
 pub mod limits;
 pub mod metrics;
+mod observe;
 pub mod policy;
 mod registry;
 mod service;
+mod sessions;
 mod settings;
 
 pub use direct::use_connection_lane;
@@ -58,22 +71,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use dashmap::DashMap;
-use prost::Message as _;
-use sc_backend_api::{BackendProvider, LoadPolicy, Placement, ProviderError, StartRequest};
-use sc_proto::spark::connect as pb;
+use sc_backend_api::{BackendProvider, Identity, LoadPolicy};
 use sc_store::{Change, SessionStore};
 use serde::Serialize;
-use tracing::{info, warn};
+use tracing::info;
 
+pub use authz::{Access, Caller, Plane};
 pub use error::{RouterError, code_name};
 pub use health::HealthSettings;
 pub use metrics::Metrics;
 pub use registry::{SessionInfo, SessionKind, SessionMetrics};
 pub use service::{RouterService, SESSION_HEADER};
+pub use sessions::CloseReason;
 pub use settings::{RouterSettings, SessionSettings};
 
-use backends::{BackendHandle, BackendPool};
-use registry::{Registry, Session};
+use backends::BackendPool;
+use registry::Registry;
 
 /// The shared state behind [`Router`] and [`RouterService`].
 pub(crate) struct Inner {
@@ -90,6 +103,8 @@ pub(crate) struct Inner {
     persist: Option<tokio::sync::mpsc::UnboundedSender<Change>>,
     /// Control-plane sessions whose backend is being started: id → what to show meanwhile.
     starting: DashMap<String, SessionInfo>,
+    /// The tasks that keep the router's sessions, backends and store over time.
+    background: lifecycle::Background,
 }
 
 /// Handle to a running router: its service, its sessions and its backends. Cheap to clone.
@@ -141,7 +156,7 @@ impl RouterBuilder {
         self
     }
 
-    /// Members of this group (of an authenticated [`Identity`](sc_backend_api::Identity)) may use
+    /// Members of this group (of an authenticated [`Identity`]) may use
     /// every session.
     pub fn admin_group(mut self, group: Option<String>) -> Self {
         self.admin_group = group;
@@ -156,13 +171,14 @@ impl RouterBuilder {
         self
     }
 
-    /// Lists every provider's backends, loads the session store, and returns the router.
+    /// Lists every provider's backends, loads the session store, starts the router's
+    /// background work on the current runtime (see the crate docs), and returns the router.
     /// Backend connections are made lazily, on the first call that needs them, so a backend
     /// that is down does not stop the router from starting. Call inside a tokio runtime.
     pub async fn build(self) -> Result<Router, RouterError> {
         self.settings
             .validate()
-            .map_err(|why| RouterError::Provider(ProviderError::Config(why)))?;
+            .map_err(RouterError::InvalidSettings)?;
         let metrics = Arc::new(Metrics::new());
         metrics.show_limits(
             &self.settings.limits,
@@ -187,9 +203,11 @@ impl RouterBuilder {
                 store: self.store,
                 persist,
                 starting: DashMap::new(),
+                background: lifecycle::Background::new(),
             }),
         };
         router.inner.restore().await?;
+        lifecycle::Background::spawn(&router.inner);
         Ok(router)
     }
 }
@@ -227,6 +245,66 @@ pub struct ReloadReport {
     pub policy: String,
 }
 
+/// What a new control-plane session is asked to be.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionRequest {
+    /// The user the session is for; the caller's own user when `None` (another user's is for
+    /// admins).
+    pub user_id: Option<String>,
+    /// A name for the application, shown with the session.
+    pub app_name: Option<String>,
+}
+
+impl SessionRequest {
+    /// A request for a session of the caller's own, without an application name.
+    pub fn new() -> Self {
+        SessionRequest::default()
+    }
+
+    /// The same request, for `user_id`.
+    pub fn user_id(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// The same request, with an application name.
+    pub fn app_name(mut self, app_name: impl Into<String>) -> Self {
+        self.app_name = Some(app_name.into());
+        self
+    }
+
+    fn validate(&self) -> Result<(), RouterError> {
+        for (key, value, max) in [
+            ("user_id", &self.user_id, 256),
+            ("app_name", &self.app_name, 256),
+        ] {
+            if let Some(value) = value
+                && (value.trim().is_empty()
+                    || value.chars().count() > max
+                    || value.chars().any(char::is_control))
+            {
+                return Err(RouterError::InvalidRequest(format!(
+                    "{key} must be 1 to {max} printable characters"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a provider is doing, as the control plane shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProviderInfo {
+    /// The provider's name.
+    pub name: String,
+    /// Failed refreshes of its backend list since it was built (its last list stays in force).
+    pub refresh_failures: u64,
+    /// Why the last refresh failed, while it is failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
 impl Router {
     /// Starts assembling a router.
     pub fn builder() -> RouterBuilder {
@@ -250,10 +328,12 @@ impl Router {
         self.inner.policy.load().name().to_owned()
     }
 
-    /// Whether the router can place sessions: it has backends, or its policy starts them on
-    /// demand (`ON_DEMAND`).
+    /// Whether the router can place sessions: it has backends, or its policy may ask for new
+    /// ones and a provider can start them.
     pub fn ready(&self) -> bool {
-        !self.inner.pool.snapshot().is_empty() || self.inner.policy.load().name() == "ON_DEMAND"
+        !self.inner.pool.snapshot().is_empty()
+            || (self.inner.policy.load().starts_backends()
+                && self.inner.pool.providers().iter().any(|p| p.can_start()))
     }
 
     /// The session store's name (`embedded`, `redis`), or `None` when sessions live in memory.
@@ -261,49 +341,53 @@ impl Router {
         self.inner.store.as_ref().map(|s| s.name())
     }
 
+    // === callers ===
+
+    /// The caller of a request as the authorization decision sees it: the verified `identity`
+    /// when authentication is on (an admin when it is in the router's admin group), else the
+    /// user it claims (on the control plane, one that claims none is the operator). See
+    /// [`authz`].
+    pub fn caller<'a>(
+        &self,
+        identity: Option<&'a Identity>,
+        claimed_user: Option<&'a str>,
+        plane: Plane,
+    ) -> Caller<'a> {
+        Caller::new(
+            identity,
+            claimed_user,
+            self.inner.admin_group.as_deref(),
+            plane,
+        )
+    }
+
+    /// The operator: a caller that may do anything (an embedder acting on its own behalf).
+    pub fn operator(&self) -> Caller<'static> {
+        Caller::new(None, None, None, Plane::Control)
+    }
+
+    // === sessions ===
+
     /// Creates a control-plane session: picks its backend now (starting one if the provider
     /// launches them), so its calls carry only the id.
     ///
-    /// `user_id` owns the session: with authentication on, only that user (or an admin) may use
-    /// it. `identity` is the verified creator, passed on to the provider.
+    /// The session belongs to `request.user_id` (the caller's own user when `None`): only that
+    /// user (or an admin) may use it. Creating a session for somebody else is for admins.
     pub async fn create_session(
         &self,
-        user_id: Option<String>,
-        identity: Option<&sc_backend_api::Identity>,
+        caller: &Caller<'_>,
+        request: SessionRequest,
     ) -> Result<SessionInfo, RouterError> {
-        let limit_user = user_id.clone().unwrap_or_else(|| "anonymous".into());
-        self.inner.limiter.admit_session(&limit_user)?;
-        let id = uuid::Uuid::new_v4().to_string();
-        self.inner.starting.insert(
-            id.clone(),
-            SessionInfo::starting(&id, SessionKind::Control, user_id.clone()),
-        );
-        let placed = self
-            .inner
-            .place(&StartRequest {
-                user: user_id.clone(),
-                session_id: Some(id.clone()),
-                identity: identity.cloned(),
-            })
-            .await;
-        self.inner.starting.remove(&id);
-        let backend = match placed {
-            Ok(backend) => backend,
-            Err(e) => {
-                self.inner.limiter.session_closed(&limit_user);
-                return Err(e);
-            }
-        };
-        let session = Arc::new(Session::new(id, SessionKind::Control, user_id, backend));
-        if let Some(store) = &self.inner.store
-            && let Err(e) = store.create(&session.record()).await
-        {
-            self.inner.limiter.session_closed(&limit_user);
-            return Err(e.into());
+        request.validate()?;
+        let owner = request.user_id.or_else(|| caller.user().map(str::to_owned));
+        if owner.as_deref() != caller.user() {
+            caller.authorize(Access::Operate {
+                action: "create sessions for another user",
+            })?;
         }
-        self.inner.registry.insert_control(session.clone());
-        info!(session_id = %session.id, backend = %session.backend.id(), "session created");
-        Ok(session.info())
+        self.inner
+            .create_control(caller, owner, request.app_name)
+            .await
     }
 
     /// Every session, control-plane and bound, and those whose backend is starting.
@@ -311,6 +395,18 @@ impl Router {
         let mut all: Vec<_> = self.inner.registry.all().iter().map(|s| s.info()).collect();
         all.extend(self.inner.starting.iter().map(|e| e.value().clone()));
         all.sort_by(|a, b| a.created_at_ms.cmp(&b.created_at_ms).then(a.id.cmp(&b.id)));
+        all
+    }
+
+    /// The sessions `caller` may see.
+    pub fn sessions_for(&self, caller: &Caller<'_>) -> Vec<SessionInfo> {
+        let mut all = self.sessions();
+        all.retain(|info| {
+            caller.may(Access::Session {
+                id: &info.id,
+                owner: info.user_id.as_deref(),
+            })
+        });
         all
     }
 
@@ -323,24 +419,35 @@ impl Router {
             .or_else(|| self.inner.starting.get(id).map(|e| e.value().clone()))
     }
 
-    /// Closes a session: removes it from the routing tables and releases it on its backend
-    /// (ReleaseSession for every Spark session its clients used).
+    /// One session, if `caller` may see it.
+    pub fn session_for(&self, caller: &Caller<'_>, id: &str) -> Result<SessionInfo, RouterError> {
+        let info = self
+            .session(id)
+            .ok_or_else(|| RouterError::SessionNotFound(id.to_owned()))?;
+        caller.authorize(Access::Session {
+            id: &info.id,
+            owner: info.user_id.as_deref(),
+        })?;
+        Ok(info)
+    }
+
+    /// Closes a session for `caller` (its owner or an admin): removes it from the routing
+    /// tables and releases it on its backend (ReleaseSession for every Spark session its clients
+    /// used).
     ///
     /// The router writes no audit line for it: the caller knows who asked and from where, and
     /// writes the one `session_delete` line (the control plane does). Of two calls racing on one
     /// session, only the one that closed it gets `Ok`; the other gets
     /// [`RouterError::SessionNotFound`], so a deletion is logged once.
-    pub async fn close_session(&self, id: &str) -> Result<SessionInfo, RouterError> {
-        let session = self
-            .inner
-            .registry
-            .find(id)
-            .ok_or_else(|| RouterError::SessionNotFound(id.to_owned()))?;
-        if !self.inner.close(&session, "deleted").await {
-            return Err(RouterError::SessionNotFound(id.to_owned()));
-        }
-        Ok(session.info())
+    pub async fn close_session(
+        &self,
+        caller: &Caller<'_>,
+        id: &str,
+    ) -> Result<SessionInfo, RouterError> {
+        self.inner.close_for(caller, id).await
     }
+
+    // === backends ===
 
     /// Every backend with its load.
     pub fn backends(&self) -> Vec<BackendInfo> {
@@ -367,8 +474,34 @@ impl Router {
             .collect()
     }
 
-    /// Drains a backend (no new sessions; its sessions carry on) or takes it back into service.
-    pub fn set_draining(&self, id: &str, draining: bool) -> Result<BackendInfo, RouterError> {
+    /// Every provider, with how its own work is going.
+    pub fn providers(&self) -> Vec<ProviderInfo> {
+        self.inner
+            .pool
+            .providers()
+            .iter()
+            .map(|p| {
+                let status = p.status();
+                ProviderInfo {
+                    name: p.name().to_owned(),
+                    refresh_failures: status.refresh_failures,
+                    last_error: status.last_error,
+                }
+            })
+            .collect()
+    }
+
+    /// Drains a backend (no new sessions; its sessions carry on) or takes it back into service:
+    /// for admins.
+    pub fn set_draining(
+        &self,
+        caller: &Caller<'_>,
+        id: &str,
+        draining: bool,
+    ) -> Result<BackendInfo, RouterError> {
+        caller.authorize(Access::Operate {
+            action: "drain or undrain backends",
+        })?;
         let backend = self
             .inner
             .pool
@@ -383,12 +516,16 @@ impl Router {
     }
 
     /// The last `lines` lines of a backend's own log, from its provider (`None` when the
-    /// provider keeps none).
+    /// provider keeps none): for admins, since it may show other users' queries.
     pub async fn backend_logs(
         &self,
+        caller: &Caller<'_>,
         id: &str,
         lines: usize,
     ) -> Result<Option<String>, RouterError> {
+        caller.authorize(Access::Operate {
+            action: "read backend logs",
+        })?;
         let backend = self
             .inner
             .pool
@@ -396,6 +533,8 @@ impl Router {
             .ok_or_else(|| RouterError::BackendNotFound(id.to_owned()))?;
         Ok(backend.provider.logs(backend.id(), lines).await?)
     }
+
+    // === configuration and shutdown ===
 
     /// Applies a new configuration without dropping anything: new providers (backends added
     /// take new sessions; removed ones drain: their sessions carry on and no new ones arrive),
@@ -407,10 +546,9 @@ impl Router {
         policy: Arc<dyn LoadPolicy>,
         limits: limits::LimitSettings,
     ) -> Result<ReloadReport, RouterError> {
-        limits
-            .validate()
-            .map_err(|why| RouterError::Provider(ProviderError::Config(why)))?;
+        limits.validate().map_err(RouterError::InvalidSettings)?;
         let (backends_added, backends_removed) = self.inner.pool.reconfigure(providers).await?;
+        lifecycle::watch_providers(&self.inner);
         let report = ReloadReport {
             backends_added,
             backends_removed,
@@ -427,163 +565,14 @@ impl Router {
         Ok(report)
     }
 
-    /// Starts probing every backend's health on `router.health.interval` (call once, inside a
-    /// tokio runtime). The probes stop when the router is dropped.
-    pub fn start_health_checks(&self) {
-        if !self.inner.settings.health.interval.is_zero() {
-            tokio::spawn(health::run_probes(Arc::downgrade(&self.inner)));
-        }
-    }
-
-    /// Starts the session keeper (call once, inside a tokio runtime): expires idle and old
-    /// sessions, stops engines that idled past their provider's timeout, lets removed backends
-    /// go, and writes session activity to the store. It stops when the router is dropped.
-    pub fn start_lifecycle(&self) {
-        tokio::spawn(lifecycle::run(Arc::downgrade(&self.inner)));
-    }
-
-    /// Stops what must not outlive the proxy: every provider's started backends. Call once when
-    /// shutting down, after the servers stopped.
+    /// Stops the router's background work and what must not outlive it: every provider's
+    /// started backends; the session table is written out first. Call once when shutting down,
+    /// after the servers stopped.
     pub async fn shutdown(&self) {
+        self.inner.background.stop();
         lifecycle::flush(&self.inner).await;
         for provider in self.inner.pool.providers().iter() {
             provider.shutdown().await;
-        }
-    }
-}
-
-impl Inner {
-    /// Chooses the backend for a new session, starting one when the policy asks for it.
-    async fn place(&self, request: &StartRequest) -> Result<Arc<BackendHandle>, RouterError> {
-        let backends = self.pool.snapshot();
-        let policy = self.policy.load();
-        let decision = policy.choose(&BackendPool::loads(&backends));
-        match decision {
-            Placement::Existing(id) => backends
-                .iter()
-                .find(|b| b.id() == &id && !b.removed.load(Ordering::Relaxed))
-                .cloned()
-                .ok_or_else(|| {
-                    RouterError::NoCapacity(format!(
-                        "the {} policy chose backend '{id}', which does not exist",
-                        policy.name()
-                    ))
-                }),
-            Placement::Exhausted(why) => Err(RouterError::NoCapacity(why)),
-            Placement::StartNew => {
-                let mut failure = None;
-                for provider in self.pool.providers().iter() {
-                    match provider.start(request).await {
-                        Ok(backend) => {
-                            let handle = self.pool.add(backend, provider.clone(), true)?;
-                            info!(backend = %handle.id(), provider = provider.name(), "backend placed by its provider");
-                            return Ok(handle);
-                        }
-                        Err(ProviderError::Unsupported { .. }) => {}
-                        Err(e) => failure = Some(e),
-                    }
-                }
-                Err(match failure {
-                    Some(e) => RouterError::Provider(e),
-                    None => RouterError::NoCapacity(format!(
-                        "the {} policy wants a new backend for this session, but every one of the {} backends is full and no provider can start more; add endpoints, raise load_policy.params.max_size, or use ROUND_ROBIN",
-                        policy.name(),
-                        backends.len()
-                    )),
-                })
-            }
-        }
-    }
-
-    /// Writes a change behind the request path (nothing without a store).
-    pub(crate) fn persist(&self, change: Change) {
-        if let Some(tx) = &self.persist {
-            let _ = tx.send(change);
-        }
-    }
-
-    /// Closes a session for `reason` (`deleted`, `released`, `idle_timeout`, `max_lifetime`,
-    /// `dead`): out of the routing tables and the store, released on its backend, remembered
-    /// for a while so its client learns why. Does nothing if it is already closed; true when
-    /// this call closed it.
-    ///
-    /// Writes the audit line of a release (`session_delete`) or an expiry (`session_expire`);
-    /// a deletion (`deleted`) is logged by whoever asked for it (the control plane), which knows
-    /// the caller and the peer.
-    pub(crate) async fn close(&self, session: &Arc<Session>, reason: &'static str) -> bool {
-        session.set_closing();
-        let Some(operations) = self.registry.remove(session) else {
-            return false;
-        };
-        self.limiter
-            .session_closed(session.user_id.as_deref().unwrap_or("anonymous"));
-        self.metrics.session_closed(reason);
-        self.persist(Change::Remove(session.record_kind(), session.id.clone()));
-        for op in operations {
-            self.persist(Change::RemoveOperation(op));
-        }
-        if reason != "deleted" && reason != "released" {
-            self.registry.bury(session, reason.replace('_', " "));
-        }
-        if reason != "released" && session.dead_reason().is_none() {
-            let spark_sessions = match session.kind {
-                SessionKind::Control => session.spark_sessions(),
-                SessionKind::Bound => vec![(
-                    session.user_id.clone().unwrap_or_default(),
-                    session.id.clone(),
-                )],
-            };
-            for (user_id, session_id) in spark_sessions {
-                self.release_on_backend(&session.backend, user_id, session_id)
-                    .await;
-            }
-        }
-        let event = match reason {
-            "deleted" => None,
-            "released" => Some("session_delete"),
-            _ => Some("session_expire"),
-        };
-        if let Some(event) = event {
-            info!(target: "audit", event, session_id = %session.id, user = session.user_id.as_deref().unwrap_or(""), backend = %session.backend.id(), reason, "session closed");
-        } else {
-            info!(session_id = %session.id, backend = %session.backend.id(), reason, "session closed");
-        }
-        true
-    }
-
-    /// Sends ReleaseSession for one Spark session to a backend; failures are logged, not fatal.
-    async fn release_on_backend(
-        &self,
-        backend: &BackendHandle,
-        user_id: String,
-        session_id: String,
-    ) {
-        let mut client = pb::spark_connect_service_client::SparkConnectServiceClient::new(
-            backend.channel.clone(),
-        );
-        let request = pb::ReleaseSessionRequest {
-            session_id: session_id.clone(),
-            user_context: Some(pb::UserContext {
-                user_id,
-                ..Default::default()
-            }),
-            client_type: Some("spark-connect-proxy".into()),
-            allow_reconnect: false,
-        };
-        let size = request.encoded_len();
-        let mut request = tonic::Request::new(request);
-        if let Some(token) = &backend.authorization
-            && let Ok(value) = tonic::metadata::MetadataValue::try_from(token.as_bytes())
-        {
-            request.metadata_mut().insert("authorization", value);
-        }
-        match client.release_session(request).await {
-            Ok(_) => {
-                info!(%session_id, backend = %backend.id(), size, "session released on backend")
-            }
-            Err(status) => {
-                warn!(%session_id, backend = %backend.id(), code = ?status.code(), message = status.message(), "releasing session on backend failed")
-            }
         }
     }
 }

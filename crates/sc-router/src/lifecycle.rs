@@ -1,17 +1,119 @@
-//! Sessions over time: restoring the table from the store, writing changes behind the request
-//! path, expiring idle and old sessions, stopping engines nobody uses, and letting removed
-//! backends go.
+//! The router's background work: the store writer (changes written behind the request path),
+//! the keeper (idle and old sessions expired, engines nobody uses stopped, removed backends let
+//! go, activity written, provider status shown), and one watcher per provider that re-lists it
+//! when it says its backends changed.
+//!
+//! [`Background::spawn`] starts all of it when a router is built; it ends when the router is
+//! shut down or dropped.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use sc_store::{Change, OperationRecord, RecordKind, SessionRecord, SessionStore};
-use tokio::sync::mpsc;
+use sc_backend_api::BackendProvider;
+use sc_store::{Change, SessionStore};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::Inner;
 use crate::registry::{Session, now_ms};
-use crate::{Inner, RouterError};
+use crate::sessions::CloseReason;
+
+/// The tasks of a router's background work.
+#[derive(Debug)]
+pub(crate) struct Background {
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Bumped when the providers are replaced (a reload): their watchers end.
+    providers_epoch: watch::Sender<u64>,
+}
+
+impl Background {
+    pub(crate) fn new() -> Self {
+        Background {
+            tasks: std::sync::Mutex::new(Vec::new()),
+            providers_epoch: watch::channel(0).0,
+        }
+    }
+
+    /// Starts the keeper, the health probes and a watcher per provider. Every task holds the
+    /// router weakly and ends when it is dropped.
+    pub(crate) fn spawn(inner: &Arc<Inner>) {
+        let weak = Arc::downgrade(inner);
+        let mut tasks = vec![tokio::spawn(run(weak.clone()))];
+        if !inner.settings.health.interval.is_zero() {
+            tasks.push(tokio::spawn(crate::health::run_probes(weak.clone())));
+        }
+        inner.background.add(tasks);
+        watch_providers(inner);
+    }
+
+    fn add(&self, handles: Vec<JoinHandle<()>>) {
+        let mut tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tasks.retain(|t| !t.is_finished());
+        tasks.extend(handles);
+    }
+
+    /// Stops every task.
+    pub(crate) fn stop(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Starts one watcher per current provider: when the provider says its backends changed, the
+/// pool is synced with its new list (new backends take sessions, vanished ones drain). The
+/// watchers of replaced providers end at the next reload.
+pub(crate) fn watch_providers(inner: &Arc<Inner>) {
+    let epoch = &inner.background.providers_epoch;
+    epoch.send_modify(|n| *n += 1);
+    let mut handles = Vec::new();
+    for provider in inner.pool.providers().iter() {
+        let weak = Arc::downgrade(inner);
+        let provider = provider.clone();
+        let mut epoch = epoch.subscribe();
+        epoch.mark_unchanged();
+        handles.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = provider.changed() => {}
+                    _ = epoch.changed() => return,
+                }
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                sync_provider(&inner, &provider).await;
+            }
+        }));
+    }
+    inner.background.add(handles);
+}
+
+async fn sync_provider(inner: &Inner, provider: &Arc<dyn BackendProvider>) {
+    match inner.pool.sync_provider(provider).await {
+        Ok((added, removed)) if !added.is_empty() || !removed.is_empty() => {
+            info!(
+                provider = provider.name(),
+                ?added,
+                ?removed,
+                "the provider's backends changed"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            warn!(provider = provider.name(), error = %e, "re-listing a provider's backends failed; its last list stays in force");
+        }
+    }
+}
 
 /// Starts the task that writes changes to the store in batches, in order. A failed batch is
 /// retried with a growing pause (up to a minute) so that a store that comes back gets every
@@ -84,6 +186,7 @@ pub(crate) async fn run(inner: Weak<Inner>) {
         expire_sessions(&inner).await;
         stop_idle_engines(&inner).await;
         let_removed_backends_go(&inner);
+        show_provider_status(&inner);
         inner
             .registry
             .prune_tombstones(inner.settings.sessions.tombstone_ttl);
@@ -110,9 +213,9 @@ async fn expire_sessions(inner: &Inner) {
         let idle_for = now.saturating_sub(session.last_active_ms());
         let age = now.saturating_sub(session.created_at_ms());
         if idle_limit > 0 && idle_for >= idle_limit {
-            Some("idle_timeout")
+            Some(CloseReason::IdleTimeout)
         } else if age_limit > 0 && age >= age_limit {
-            Some("max_lifetime")
+            Some(CloseReason::MaxLifetime)
         } else {
             None
         }
@@ -121,7 +224,7 @@ async fn expire_sessions(inner: &Inner) {
         let Some(reason) = reason_for(&session) else {
             continue;
         };
-        info!(session_id = %session.id, reason, "session expired");
+        info!(session_id = %session.id, reason = reason.as_str(), "session expired");
         inner.close(&session, reason).await;
     }
 }
@@ -168,130 +271,11 @@ fn let_removed_backends_go(inner: &Inner) {
     }
 }
 
-impl Inner {
-    /// Loads the store's sessions into the routing tables (at start-up).
-    pub(crate) async fn restore(&self) -> Result<(), RouterError> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
-        let snapshot = store.load().await?;
-        let mut restored = 0;
-        let mut dead = 0;
-        for record in &snapshot.sessions {
-            let session = self.materialize(record);
-            if session.dead_reason().is_some() {
-                dead += 1;
-            }
-            let session = self.registry.restore(session);
-            self.limiter
-                .admit_session(session.user_id.as_deref().unwrap_or("anonymous"))
-                .ok();
-            restored += 1;
-        }
-        let mut operations = 0;
-        for (op, record) in &snapshot.operations {
-            if let Some(session) = self.registry.find_kind(record.kind, &record.session_id) {
-                self.registry.add_operation(op, &session);
-                operations += 1;
-            }
-        }
-        info!(
-            store = store.name(),
-            sessions = restored,
-            dead,
-            operations,
-            "session table restored"
-        );
-        Ok(())
-    }
-
-    /// A session from its record, bound to its backend again. A backend this proxy does not
-    /// know makes the session dead, with a reason that says so.
-    pub(crate) fn materialize(&self, record: &SessionRecord) -> Arc<Session> {
-        match self.pool.find(&record.backend_id) {
-            Some(backend) => Arc::new(Session::from_record(record, backend)),
-            None => {
-                let session = Session::from_record(
-                    record,
-                    self.pool.detached(&record.backend_id, &record.endpoint),
-                );
-                session.mark_dead(format!(
-                    "its backend '{}' ({}) is not configured on this proxy",
-                    record.backend_id, record.endpoint
-                ));
-                Arc::new(session)
-            }
-        }
-    }
-
-    /// Looks a session up in a shared store (one another replica created), and caches it.
-    pub(crate) async fn fetch(
-        &self,
-        kind: RecordKind,
-        id: &str,
-    ) -> Result<Option<Arc<Session>>, RouterError> {
-        let Some(store) = self.store.as_ref().filter(|s| s.shared()) else {
-            return Ok(None);
-        };
-        Ok(store
-            .get(kind, id)
-            .await?
-            .map(|record| self.registry.restore(self.materialize(&record))))
-    }
-
-    /// Looks an operation up in a shared store.
-    pub(crate) async fn fetch_operation(
-        &self,
-        operation_id: &str,
-    ) -> Result<Option<Arc<Session>>, RouterError> {
-        let Some(store) = self.store.as_ref().filter(|s| s.shared()) else {
-            return Ok(None);
-        };
-        let Some(OperationRecord { kind, session_id }) = store.operation(operation_id).await?
-        else {
-            return Ok(None);
-        };
-        if let Some(session) = self.registry.find_kind(kind, &session_id) {
-            return Ok(Some(session));
-        }
-        self.fetch(kind, &session_id).await
-    }
-
-    /// With a shared store, checks a cached session against it every
-    /// `router.sessions.revalidate_interval`: another replica may have closed it or found it
-    /// dead. Returns false when the session is gone.
-    pub(crate) async fn revalidate(&self, session: &Arc<Session>) -> Result<bool, RouterError> {
-        let Some(store) = self.store.as_ref().filter(|s| s.shared()) else {
-            return Ok(true);
-        };
-        let now = now_ms();
-        let every = u64::try_from(self.settings.sessions.revalidate_interval.as_millis())
-            .unwrap_or(u64::MAX);
-        let checked = session.checked_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(checked) < every {
-            return Ok(true);
-        }
-        session.checked_ms.store(now, Ordering::Relaxed);
-        match store.get(session.record_kind(), &session.id).await {
-            Ok(Some(stored)) => {
-                if let Some(why) = stored.dead {
-                    session.mark_dead(why);
-                }
-                Ok(true)
-            }
-            Ok(None) => {
-                // Closed through another replica: forget it here without releasing it again.
-                if self.registry.remove(session).is_some() {
-                    self.limiter
-                        .session_closed(session.user_id.as_deref().unwrap_or("anonymous"));
-                }
-                Ok(false)
-            }
-            // The store is down: keep serving what this replica knows.
-            Err(e) => {
-                warn!(error = %e, session_id = %session.id, "cannot check a session against the store; using the cached copy");
-                Ok(true)
-            }
-        }
+/// Shows every provider's failed refreshes in `sc_proxy_provider_refresh_failures_total`.
+fn show_provider_status(inner: &Inner) {
+    for provider in inner.pool.providers().iter() {
+        inner
+            .metrics
+            .provider_refresh_failures(provider.name(), provider.status().refresh_failures);
     }
 }

@@ -80,6 +80,12 @@ pub struct Metrics {
     artifact_uploads: Family<BackendLabels, Counter>,
     session_errors: Family<BackendLabels, Counter>,
     expired: Family<ReasonLabels, Counter>,
+    provider_failures: Family<ProviderLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ProviderLabels {
+    pub(crate) provider: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -161,6 +167,12 @@ impl Metrics {
         let artifact_uploads = Family::<BackendLabels, Counter>::default();
         let session_errors = Family::<BackendLabels, Counter>::default();
         let expired = Family::<ReasonLabels, Counter>::default();
+        let provider_failures = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "provider_refresh_failures",
+            "Failed refreshes of a provider's backend list (its last list stays in force), by provider",
+            provider_failures.clone(),
+        );
         registry.register(
             "session_queries",
             "ExecutePlan calls (queries and commands) of all sessions, by backend",
@@ -241,6 +253,20 @@ impl Metrics {
             artifact_uploads,
             session_errors,
             expired,
+            provider_failures,
+        }
+    }
+
+    /// Raises a provider's failed-refresh counter to `failures` (what the provider reports
+    /// since it was built; a provider built anew by a reload counts from zero, and the counter
+    /// only grows).
+    pub(crate) fn provider_refresh_failures(&self, provider: &str, failures: u64) {
+        let counter = self.provider_failures.get_or_create(&ProviderLabels {
+            provider: provider.to_owned(),
+        });
+        let shown = counter.get();
+        if failures > shown {
+            counter.inc_by(failures - shown);
         }
     }
 

@@ -85,6 +85,8 @@ pub(crate) struct Session {
     pub(crate) id: String,
     pub(crate) kind: SessionKind,
     pub(crate) user_id: Option<String>,
+    /// The application name its creator gave (control-plane sessions).
+    pub(crate) app_name: Option<String>,
     pub(crate) backend: Arc<BackendHandle>,
     pub(crate) created_at: SystemTime,
     pub(crate) stats: Arc<SessionStats>,
@@ -127,6 +129,7 @@ impl Session {
             id,
             kind,
             user_id,
+            app_name: None,
             backend,
             created_at: SystemTime::now(),
             stats: Arc::default(),
@@ -148,6 +151,7 @@ impl Session {
     pub(crate) fn from_record(record: &SessionRecord, backend: Arc<BackendHandle>) -> Self {
         let kind = SessionKind::from(record.kind);
         let mut session = Session::new(record.id.clone(), kind, record.user_id.clone(), backend);
+        session.app_name = record.app_name.clone();
         session.created_at = UNIX_EPOCH + Duration::from_millis(record.created_at_ms);
         session
             .last_active_ms
@@ -191,6 +195,7 @@ impl Session {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .first()
                 .map(|(_, ssid)| ssid.clone()),
+            app_name: self.app_name.clone(),
         }
     }
 
@@ -332,6 +337,7 @@ impl Session {
             id: self.id.clone(),
             kind: self.kind,
             user_id: self.user_id.clone(),
+            app_name: self.app_name.clone(),
             backend: self.backend.id().to_string(),
             endpoint: self.backend.endpoint_text.clone(),
             state: self.state(),
@@ -365,6 +371,9 @@ pub struct SessionInfo {
     pub kind: SessionKind,
     /// The user, where known.
     pub user_id: Option<String>,
+    /// The application name its creator gave (control-plane sessions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_name: Option<String>,
     /// The backend's id.
     pub backend: String,
     /// The backend's endpoint.
@@ -390,12 +399,18 @@ pub struct SessionInfo {
 
 impl SessionInfo {
     /// A session whose backend is being started.
-    pub(crate) fn starting(id: &str, kind: SessionKind, user_id: Option<String>) -> Self {
+    pub(crate) fn starting(
+        id: &str,
+        kind: SessionKind,
+        user_id: Option<String>,
+        app_name: Option<String>,
+    ) -> Self {
         let now = now_ms();
         SessionInfo {
             id: id.to_owned(),
             kind,
             user_id,
+            app_name,
             backend: String::new(),
             endpoint: String::new(),
             state: "starting",
@@ -415,9 +430,6 @@ impl SessionInfo {
 pub(crate) struct Tombstone {
     /// Why it was closed (`idle timeout`, `max lifetime`, `dead`).
     pub(crate) why: String,
-    /// How the session came to exist (an unowned control session is open to all without
-    /// authentication, as it was while it lived).
-    pub(crate) kind: SessionKind,
     /// The session's owner; `None` when it had none (authentication off, no `user_id`).
     pub(crate) owner: Option<String>,
     /// When it was closed, in ms since the epoch.
@@ -509,7 +521,6 @@ impl Registry {
             session.id.clone(),
             Tombstone {
                 why,
-                kind: session.kind,
                 owner: session.user_id.clone(),
                 at_ms: now_ms(),
             },

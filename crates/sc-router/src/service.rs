@@ -1,32 +1,33 @@
 //! The tower service that handles every `spark.connect.SparkConnectService` call.
 //!
-//! One call reads as a straight line: read the first message, find the session (or bind a new
-//! one), forward to its backend, and watch the response on its way back.
+//! One call reads as a straight line (`Inner::handle`): read the first message, know the caller,
+//! admit it under the limits, find the session, authorize, bind a new session to a backend if
+//! need be, forward to the backend, and observe the response on its way back (`observe.rs`).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use http::HeaderMap;
 use prost::Message as _;
-use sc_backend_api::{Identity, StartRequest};
+use sc_backend_api::Identity;
 use sc_proto::RpcMethod;
 use sc_proto::spark::connect as pb;
 use sc_proto::wire::{self, RequestFields};
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tower::{Service, ServiceExt as _};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
+use crate::authz::{Access, Caller, Plane};
 use crate::error::code_name;
-use crate::forward::{self, Cut, Downstream, Observer, Upstream};
+use crate::forward::{self, Cut, Downstream, Observer as _, Upstream};
 use crate::metrics::{LIMIT_FIRST_MESSAGE_TIMEOUT, LIMIT_MESSAGE_SIZE};
-use crate::registry::{Session, SessionKind};
+use crate::observe::CallEnd;
+use crate::registry::SessionKind;
+use crate::sessions::{Lookup, ReleaseKey};
 use crate::{Inner, RouterError};
-use sc_store::{Change, OperationRecord, RecordKind};
 
 /// The request header that names a control-plane session.
 pub const SESSION_HEADER: &str = "x-spark-connect-session-id";
@@ -112,23 +113,15 @@ fn limit_of(error: &RouterError) -> Option<&'static str> {
     }
 }
 
-/// Where a call goes.
-enum Target {
-    Session(Arc<Session>),
-    /// A call that only acts on existing state (release, interrupt, error details) for a session
-    /// the proxy does not know (released, or never used): answered by the proxy, so that it does
-    /// not bind the session again.
-    Unbound,
-}
-
 impl Inner {
+    /// One call, start to end.
     async fn handle(
         self: Arc<Self>,
         method: RpcMethod,
         request: http::Request<Body>,
     ) -> Result<http::Response<Body>, RouterError> {
         let (mut parts, mut body) = request.into_parts();
-        let identity = parts.extensions.remove::<Identity>();
+        // 1. The first message: read whole (within the size limit) for its routing fields.
         let limit = self.settings.first_message_timeout;
         let head = tokio::time::timeout(
             limit,
@@ -146,28 +139,61 @@ impl Inner {
         let fields = wire::read_request_fields(method, message)?;
         // Later messages whose prefix came with the first are checked now, the rest as they pass.
         let later_messages = head.later_messages(self.settings.max_message_size)?;
-        let mut caller = Caller::new(identity.as_ref(), &fields, self.admin_group.as_deref());
-        caller.peer = peer_addr(&parts.extensions);
+
+        // 2. The caller: the identity the authentication layer verified, else the claimed user.
+        let identity = parts.extensions.remove::<Identity>();
+        let caller = Caller::new(
+            identity.as_ref(),
+            fields.user_id,
+            self.admin_group.as_deref(),
+            Plane::Grpc,
+        )
+        .with_peer(peer_addr(&parts.extensions));
+
+        // 3. Limits: the caller's request rate and calls in flight.
         let permit = if self.limiter.enabled() {
             Some(self.limiter.admit_call(caller.limit_key())?)
         } else {
             None
         };
 
-        let session = match self
-            .find_session(method, &parts.headers, &fields, &caller)
-            .await?
-        {
-            Target::Session(session) => session,
-            Target::Unbound => return answer_unbound(method, &fields),
+        // 4. The session, 5. authorization, 6. a backend for a new session.
+        let session = match self.lookup(method, &parts.headers, &fields).await? {
+            Lookup::Found(session) => {
+                caller.authorize(Access::Session {
+                    id: &session.id,
+                    owner: session.user_id.as_deref(),
+                })?;
+                session
+            }
+            Lookup::Closed { id, tombstone } => {
+                caller.authorize(Access::Session {
+                    id: &id,
+                    owner: tombstone.owner.as_deref(),
+                })?;
+                return Err(RouterError::SessionClosed {
+                    id,
+                    why: tombstone.why,
+                });
+            }
+            Lookup::New(session_id) => self.bind(&caller, &session_id).await?,
+            Lookup::Unbound => return answer_unbound(method, &fields),
+        };
+        let Some(session) = self.usable(method, session).await? else {
+            return answer_unbound(method, &fields);
         };
         self.note_call(method, &fields, &session, &caller);
-        // Control sessions may carry several Spark sessions; a bound one is its Spark session.
+        // What the end of the call needs from its first message: control sessions may carry
+        // several Spark sessions (a bound one is its Spark session), and a ReleaseSession
+        // releases the one it names.
         let spark_session = match session.kind {
             SessionKind::Control => fields.session_id.map(str::to_owned),
             SessionKind::Bound => None,
         };
-        let release = (method == RpcMethod::ReleaseSession).then(|| release_key(&fields, &caller));
+        let release =
+            (method == RpcMethod::ReleaseSession).then(|| ReleaseKey::new(&caller, &fields));
+
+        // 7. Forward: the same bytes (the user rewritten when authenticated), to the backend.
         // With authentication on, Spark sees the verified user, never the one the client claims.
         let rewritten = match &identity {
             Some(id) if fields.user_id != Some(&id.user) || fields.user_name != Some(&id.user) => {
@@ -183,7 +209,6 @@ impl Inner {
             }
             None => head,
         };
-
         for name in HOP_HEADERS {
             parts.headers.remove(name);
         }
@@ -208,36 +233,16 @@ impl Inner {
         );
         let request = http::Request::from_parts(parts, Body::new(upstream));
 
-        session.call_started();
-        backend.metrics.active_streams.inc();
-        match method {
-            RpcMethod::ExecutePlan => {
-                session.stats.queries.fetch_add(1, Ordering::Relaxed);
-                session
-                    .stats
-                    .active_operations
-                    .fetch_add(1, Ordering::Relaxed);
-                backend.metrics.queries.inc();
-            }
-            RpcMethod::AddArtifacts => {
-                session
-                    .stats
-                    .artifact_uploads
-                    .fetch_add(1, Ordering::Relaxed);
-                backend.metrics.artifact_uploads.inc();
-            }
-            _ => {}
-        }
-        let mut call = CallEnd {
-            inner: self.clone(),
+        // 8. Observe: counted from here until the response ends.
+        let mut call = CallEnd::start(
+            self.clone(),
             session,
             method,
             release,
             spark_session,
-            started: std::time::Instant::now(),
             cut,
-            _permit: permit,
-        };
+            permit,
+        );
         let sent = match &backend.direct {
             Some(direct) => direct.send(request).await,
             None => backend
@@ -277,245 +282,6 @@ impl Inner {
         let body = Downstream::new(body, backend.metrics.bytes_to_client.clone(), code, call);
         Ok(http::Response::from_parts(parts, Body::new(body)))
     }
-
-    /// Finds the session a call belongs to, binding a new header-less session on first sight.
-    async fn find_session(
-        &self,
-        method: RpcMethod,
-        headers: &HeaderMap,
-        fields: &RequestFields<'_>,
-        caller: &Caller<'_>,
-    ) -> Result<Target, RouterError> {
-        if let Some(value) = headers.get(SESSION_HEADER) {
-            let id = value.to_str().map_err(|_| RouterError::InvalidHeader {
-                name: SESSION_HEADER,
-                why: "it is not visible ASCII".into(),
-            })?;
-            let id = id.trim();
-            let session = match self.registry.control(id) {
-                Some(session) if self.revalidate(&session).await? => Some(session),
-                _ => self.fetch(RecordKind::Control, id).await?,
-            };
-            let Some(session) = session else {
-                return Err(self
-                    .closed(id, caller)
-                    .unwrap_or_else(|| RouterError::SessionNotFound(id.to_owned())));
-            };
-            caller.may_use(&session)?;
-            if let Some(spark_session) = fields.session_id
-                && session.note_spark_session(caller.user, spark_session)
-            {
-                self.persist(Change::Put(session.record()));
-            }
-            return self.usable(method, session).await;
-        }
-
-        let session_id = fields.session_id.ok_or(RouterError::MissingSessionId)?;
-        let known = match self.registry.bound(session_id) {
-            Some(session) if self.revalidate(&session).await? => Some(session),
-            _ => self.fetch(RecordKind::Bound, session_id).await?,
-        };
-        if let Some(session) = known {
-            caller.may_use(&session)?;
-            return self.usable(method, session).await;
-        }
-        if let Some(op) = fields.operation_id {
-            let session = match self.registry.operation(op) {
-                Some(session) => Some(session),
-                None => self.fetch_operation(op).await?,
-            };
-            if let Some(session) = session {
-                caller.may_use(&session)?;
-                return self.usable(method, session).await;
-            }
-        }
-        if !starts_sessions(method) {
-            return Ok(Target::Unbound);
-        }
-        if let Some(error) = self.closed(session_id, caller) {
-            return Err(error);
-        }
-
-        self.limiter.admit_session(caller.limit_key())?;
-        let placed = self
-            .place(&StartRequest {
-                user: caller.user.map(str::to_owned),
-                session_id: Some(session_id.to_owned()),
-                identity: caller.identity.cloned(),
-            })
-            .await;
-        let backend = match placed {
-            Ok(backend) => backend,
-            Err(e) => {
-                self.limiter.session_closed(caller.limit_key());
-                return Err(e);
-            }
-        };
-        let mut fresh = Arc::new(Session::new(
-            session_id.to_owned(),
-            SessionKind::Bound,
-            caller.user.map(str::to_owned),
-            backend,
-        ));
-        if let Some(store) = self.store.as_ref().filter(|s| s.shared()) {
-            // A shared store decides the first binding: of two replicas racing on one new
-            // session, both take the record that got there first.
-            match store.create(&fresh.record()).await {
-                Ok(winner) if winner.backend_id != fresh.backend.id().as_str() => {
-                    fresh = self.materialize(&winner);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    self.limiter.session_closed(caller.limit_key());
-                    return Err(e.into());
-                }
-            }
-        }
-        let session = self.registry.bind(fresh.clone());
-        if !Arc::ptr_eq(&session, &fresh) {
-            // Another call bound it first; this one's slot is not needed.
-            self.limiter.session_closed(caller.limit_key());
-        } else {
-            if self.store.as_ref().is_some_and(|s| !s.shared()) {
-                // A store of this process alone: written behind, within milliseconds, so
-                // binding costs no transaction on the request path.
-                self.persist(Change::Put(session.record()));
-            }
-            info!(target: "audit", event = "session_create", kind = "bound", session_id, user = caller.user.unwrap_or(""), peer = %peer_text(caller.peer), backend = %session.backend.id(), "session bound");
-        }
-        self.usable(method, session).await
-    }
-
-    /// The answer for a session the proxy closed lately (`None` if it closed none by that id):
-    /// why, for its owner (or an admin) only. Anyone else gets the PERMISSION_DENIED a live
-    /// session of another user gets, and learns nothing of it.
-    fn closed(&self, id: &str, caller: &Caller<'_>) -> Option<RouterError> {
-        let tombstone = self.registry.tombstone(id)?;
-        Some(
-            match caller.may_access(id, tombstone.kind, tombstone.owner.as_deref()) {
-                Ok(()) => RouterError::SessionClosed {
-                    id: id.to_owned(),
-                    why: tombstone.why,
-                },
-                Err(denied) => denied,
-            },
-        )
-    }
-
-    /// A found session, unless it is dead: then the client learns why, and a release of it is
-    /// answered here (there is nothing left on the backend to release).
-    async fn usable(
-        &self,
-        method: RpcMethod,
-        session: Arc<Session>,
-    ) -> Result<Target, RouterError> {
-        let Some(why) = session.dead_reason() else {
-            return Ok(Target::Session(session));
-        };
-        match method {
-            RpcMethod::ReleaseSession => {
-                self.close(&session, "dead").await;
-                Ok(Target::Unbound)
-            }
-            RpcMethod::ReleaseExecute => Ok(Target::Unbound),
-            _ => Err(RouterError::SessionDead {
-                id: session.id.clone(),
-                why: why.to_owned(),
-            }),
-        }
-    }
-
-    /// Keeps the operation index and CloneSession bindings up to date.
-    fn note_call(
-        &self,
-        method: RpcMethod,
-        fields: &RequestFields<'_>,
-        session: &Arc<Session>,
-        caller: &Caller<'_>,
-    ) {
-        match method {
-            RpcMethod::ExecutePlan => {
-                if let Some(op) = fields.operation_id
-                    && self.registry.add_operation(op, session)
-                    && self.store.is_some()
-                {
-                    self.persist(Change::PutOperation(
-                        op.to_owned(),
-                        OperationRecord {
-                            kind: session.record_kind(),
-                            session_id: session.id.clone(),
-                        },
-                    ));
-                }
-            }
-            RpcMethod::ReleaseExecute if fields.release_all => {
-                if let Some(op) = fields.operation_id {
-                    self.registry.remove_operation(op);
-                    self.persist(Change::RemoveOperation(op.to_owned()));
-                }
-            }
-            RpcMethod::CloneSession => {
-                if let Some(new_id) = fields.new_session_id {
-                    match session.kind {
-                        SessionKind::Control => {
-                            if session.note_spark_session(caller.user, new_id) {
-                                self.persist(Change::Put(session.record()));
-                            }
-                        }
-                        SessionKind::Bound => {
-                            let clone = Arc::new(Session::new(
-                                new_id.to_owned(),
-                                SessionKind::Bound,
-                                caller.user.map(str::to_owned),
-                                session.backend.clone(),
-                            ));
-                            let bound = self.registry.bind(clone.clone());
-                            if Arc::ptr_eq(&bound, &clone) {
-                                self.persist(Change::Put(clone.record()));
-                            }
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// A ReleaseSession answered OK: the session is gone on the backend.
-    async fn released(&self, session: &Arc<Session>, key: &(Option<String>, Option<String>)) {
-        match session.kind {
-            SessionKind::Bound => {
-                self.close(session, "released").await;
-            }
-            SessionKind::Control => {
-                if let Some(spark_session) = &key.1
-                    && session.forget_spark_session(key.0.as_deref(), spark_session)
-                {
-                    self.persist(Change::Put(session.record()));
-                }
-            }
-        }
-    }
-}
-
-fn release_key(
-    fields: &RequestFields<'_>,
-    caller: &Caller<'_>,
-) -> (Option<String>, Option<String>) {
-    (
-        caller.user.map(str::to_owned),
-        fields.session_id.map(str::to_owned),
-    )
-}
-
-/// Who makes a call: the verified identity when authentication is on, else the `user_id` the
-/// request claims.
-pub(crate) struct Caller<'a> {
-    identity: Option<&'a Identity>,
-    user: Option<&'a str>,
-    admin: bool,
-    /// Where the call came from, for the audit log.
-    peer: Option<std::net::SocketAddr>,
 }
 
 /// The client's address, from the connection info tonic's server attaches to each request.
@@ -529,66 +295,6 @@ fn peer_addr(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
                 .get::<TlsConnectInfo<TcpConnectInfo>>()
                 .and_then(|tls| tls.get_ref().remote_addr())
         })
-}
-
-impl<'a> Caller<'a> {
-    fn new(
-        identity: Option<&'a Identity>,
-        fields: &RequestFields<'a>,
-        admin_group: Option<&str>,
-    ) -> Self {
-        Caller {
-            identity,
-            user: identity.map(|i| i.user.as_str()).or(fields.user_id),
-            admin: identity
-                .zip(admin_group)
-                .is_some_and(|(i, g)| i.in_group(g)),
-            peer: None,
-        }
-    }
-
-    /// The key the limits count under.
-    fn limit_key(&self) -> &str {
-        self.user.unwrap_or("anonymous")
-    }
-
-    /// Only the owner (or an admin) may use a session; others learn nothing about it.
-    fn may_use(&self, session: &Session) -> Result<(), RouterError> {
-        self.may_access(&session.id, session.kind, session.user_id.as_deref())
-    }
-
-    /// [`Caller::may_use`] for a session of `kind` owned by `owner`, live or closed.
-    fn may_access(
-        &self,
-        session_id: &str,
-        kind: SessionKind,
-        owner: Option<&str>,
-    ) -> Result<(), RouterError> {
-        let owner_matches = owner == self.user;
-        // A control session created without an owner (authentication off) is open to all
-        // unless the caller is authenticated, in which case it must be owned by the caller.
-        let open = kind == SessionKind::Control && owner.is_none() && self.identity.is_none();
-        if owner_matches || open || self.admin {
-            Ok(())
-        } else {
-            warn!(target: "audit", event = "permission_denied", plane = "grpc", user = self.user.unwrap_or(""), peer = %peer_text(self.peer), session_id, "permission denied");
-            Err(RouterError::PermissionDenied)
-        }
-    }
-}
-
-/// Whether a call of `method` may be the first of a session (and so bind it). The others act on
-/// state a session already has; PySpark sends some of them (ReleaseExecute) in the background
-/// right after ReleaseSession, and they must not bind the released session again.
-fn starts_sessions(method: RpcMethod) -> bool {
-    !matches!(
-        method,
-        RpcMethod::ReleaseSession
-            | RpcMethod::ReleaseExecute
-            | RpcMethod::ReattachExecute
-            | RpcMethod::Interrupt
-            | RpcMethod::FetchErrorDetails
-    )
 }
 
 /// The proxy's own answer to a call that acts on a session it does not know: there is nothing
@@ -640,130 +346,4 @@ fn transport_reason(error: &tonic::transport::Error) -> String {
         source = s.source();
     }
     reason
-}
-
-/// Runs when a forwarded call ends: metrics, session activity, and release bookkeeping.
-struct CallEnd {
-    inner: Arc<Inner>,
-    session: Arc<Session>,
-    method: RpcMethod,
-    release: Option<(Option<String>, Option<String>)>,
-    /// The Spark session of a control session's call (a bound session is its own).
-    spark_session: Option<String>,
-    started: std::time::Instant,
-    /// Set if the router cut the request (a later message too large).
-    cut: Arc<Cut>,
-    /// The call's place in the in-flight limits, given back when the call ends.
-    _permit: Option<crate::limits::StreamPermit>,
-}
-
-impl Observer for CallEnd {
-    fn broken(&self, cause: &tonic::Status) -> tonic::Status {
-        if let Some(error) = self.cut_short() {
-            // The stream broke because the router cut the request: not the backend's fault.
-            return error.to_status();
-        }
-        let reason = format!("the response stream broke ({})", cause.message());
-        crate::health::mark_unreachable(
-            &self.inner.settings.health,
-            &self.session.backend,
-            &reason,
-        );
-        warn!(backend = %self.session.backend.id(), method = self.method.name(), %reason, "backend stream failed");
-        self.session.backend.unavailable(reason).to_status()
-    }
-
-    fn data(&mut self, data: &bytes::Bytes, first: bool) -> Option<tonic::Status> {
-        self.session
-            .stats
-            .bytes_out
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        if first {
-            self.check_backend_session(data)
-        } else {
-            None
-        }
-    }
-
-    fn finish(&mut self, code: Option<i32>) {
-        let backend = &self.session.backend;
-        backend.metrics.active_streams.dec();
-        self.session.call_finished();
-        let code = code.unwrap_or(tonic::Code::Cancelled as i32);
-        backend
-            .metrics
-            .call_finished(self.method.index(), self.method.name(), code);
-        let stats = &self.session.stats;
-        if self.method == RpcMethod::ExecutePlan {
-            stats.active_operations.fetch_sub(1, Ordering::Relaxed);
-            let elapsed = self.started.elapsed();
-            stats.execution_ms.fetch_add(
-                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-                Ordering::Relaxed,
-            );
-            backend.metrics.query_seconds.inc_by(elapsed.as_secs_f64());
-        }
-        if code != 0 {
-            stats.errors.fetch_add(1, Ordering::Relaxed);
-            backend.metrics.errors.inc();
-        }
-        if code == 0
-            && let Some(key) = self.release.take()
-        {
-            let inner = self.inner.clone();
-            let session = self.session.clone();
-            tokio::spawn(async move { inner.released(&session, &key).await });
-        }
-    }
-}
-
-impl CallEnd {
-    /// Why the router cut the request (a later message too large), if it did; the cut is
-    /// logged and counted against `router.max_message_size` here.
-    fn cut_short(&self) -> Option<RouterError> {
-        let error = self.cut.error()?;
-        debug!(method = self.method.name(), backend = %self.session.backend.id(), %error, "call cut");
-        self.inner.metrics.limit_rejected(LIMIT_MESSAGE_SIZE);
-        Some(error)
-    }
-
-    /// Compares the backend's server-side session id in the first response message with the
-    /// one seen before: a different one means the backend restarted and lost the session. The
-    /// session is then dead and this call ends with an error that says so.
-    fn check_backend_session(&self, data: &bytes::Bytes) -> Option<tonic::Status> {
-        // Only a whole, uncompressed first message is read; Spark sends small ones first.
-        let header = wire::frame_header(data).ok().flatten()?;
-        if header.compressed {
-            return None;
-        }
-        let end = wire::GRPC_HEADER_LEN.checked_add(usize::try_from(header.len).ok()?)?;
-        let message = data.get(wire::GRPC_HEADER_LEN..end)?;
-        let ssid = wire::read_server_side_session_id(self.method, message)
-            .ok()
-            .flatten()
-            .filter(|s| !s.is_empty())?;
-        let spark_session = self.spark_session.as_deref().unwrap_or(&self.session.id);
-        let first = self.session.check_server_side(spark_session, ssid)?;
-        let why = format!(
-            "backend '{}' restarted: its server-side session changed from {first} to {ssid}",
-            self.session.backend.id()
-        );
-        if self.session.mark_dead(why.clone()) {
-            warn!(session_id = %self.session.id, backend = %self.session.backend.id(), %why, "session is dead");
-            self.inner.persist(Change::Put(self.session.record()));
-            self.inner.metrics.session_closed("dead");
-        }
-        Some(
-            RouterError::SessionDead {
-                id: self.session.id.clone(),
-                why,
-            }
-            .to_status(),
-        )
-    }
-}
-
-/// A client address for the audit log (`unknown` when the server did not record it).
-fn peer_text(peer: Option<std::net::SocketAddr>) -> String {
-    peer.map_or_else(|| "unknown".to_owned(), |a| a.to_string())
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use sc_router::SessionRequest;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -64,8 +65,14 @@ async fn control_sessions_route_by_header_and_unknown_ids_are_not_found() {
     )
     .await;
     let mut c = client(spawn_proxy(&router).await).await;
-    let s1 = router.create_session(None, None).await.unwrap();
-    let s2 = router.create_session(None, None).await.unwrap();
+    let s1 = router
+        .create_session(&router.operator(), SessionRequest::new())
+        .await
+        .unwrap();
+    let s2 = router
+        .create_session(&router.operator(), SessionRequest::new())
+        .await
+        .unwrap();
     assert_ne!(s1.backend, s2.backend);
 
     // Any Spark session id inside goes where the header says.
@@ -112,7 +119,10 @@ async fn control_sessions_route_by_header_and_unknown_ids_are_not_found() {
 
     // Closing releases every Spark session its clients used, on its backend.
     let before: usize = states.iter().map(|s| s.count("ReleaseSession")).sum();
-    router.close_session(&s2.id).await.unwrap();
+    router
+        .close_session(&router.operator(), &s2.id)
+        .await
+        .unwrap();
     let after: usize = states.iter().map(|s| s.count("ReleaseSession")).sum();
     assert_eq!(after - before, 3);
     let err = c
@@ -658,17 +668,22 @@ async fn unreachable_backends_get_no_new_sessions_until_probes_see_them_back() {
         fast_probes(),
     )
     .await;
-    router.start_health_checks();
     let mut c = client(spawn_proxy(&router).await).await;
 
     // Probes (and the first failed call) mark backend-1 unhealthy; new sessions avoid it.
     let mut waited = 0;
-    while health_of(&router, "backend-1") != "unhealthy" {
+    while health_of(&router, "backend-1") != "unhealthy"
+        || health_of(&router, "backend-0") != "healthy"
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += 1;
-        assert!(waited < 100, "backend-1 never marked unhealthy");
+        assert!(
+            waited < 100,
+            "backend-1 never marked unhealthy ({}) or backend-0 never healthy ({})",
+            health_of(&router, "backend-1"),
+            health_of(&router, "backend-0")
+        );
     }
-    assert_eq!(health_of(&router, "backend-0"), "healthy");
     for s in ["n1", "n2", "n3", "n4"] {
         assert_eq!(
             backend_of(&mut c, s, "u").await,
@@ -710,7 +725,9 @@ async fn a_drained_backend_keeps_its_sessions_and_gets_no_new_ones() {
     let mut c = client(spawn_proxy(&router).await).await;
     let first = backend_of(&mut c, "kept", "u").await;
     let drained = router.session("kept").unwrap().backend;
-    let info = router.set_draining(&drained, true).unwrap();
+    let info = router
+        .set_draining(&router.operator(), &drained, true)
+        .unwrap();
     assert_eq!(info.state, "draining");
     for s in ["d1", "d2", "d3"] {
         assert_ne!(router.session(s).map(|i| i.backend), Some(drained.clone()));
@@ -726,7 +743,9 @@ async fn a_drained_backend_keeps_its_sessions_and_gets_no_new_ones() {
         first,
         "the drained backend's session carries on"
     );
-    router.set_draining(&drained, false).unwrap();
+    router
+        .set_draining(&router.operator(), &drained, false)
+        .unwrap();
     let mut backends = std::collections::HashSet::new();
     for s in ["e1", "e2", "e3"] {
         backend_of(&mut c, s, "u").await;
@@ -737,7 +756,10 @@ async fn a_drained_backend_keeps_its_sessions_and_gets_no_new_ones() {
         "undrained backend receives sessions again"
     );
     assert_eq!(
-        router.set_draining("nope", true).unwrap_err().code(),
+        router
+            .set_draining(&router.operator(), "nope", true)
+            .unwrap_err()
+            .code(),
         Code::NotFound
     );
 }
@@ -769,7 +791,10 @@ async fn the_clients_authorization_never_reaches_a_backend_with_authentication_o
         .find(|p| p.key == "spark.connect.authenticate.token")
         .unwrap();
     assert_eq!(echoed.value, None, "the backend saw no token to echo");
-    let control = router.create_session(None, None).await.unwrap();
+    let control = router
+        .create_session(&router.operator(), SessionRequest::new())
+        .await
+        .unwrap();
     c.config(with_token(with_session_header(
         config_req("x", "u"),
         &control.id,

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use sc_router::SessionRequest;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,7 +114,7 @@ async fn another_user_cannot_use_a_session_by_header_body_or_operation() {
 
     // Alice: a control session, a header-less session and an operation.
     let control = router
-        .create_session(Some("alice".into()), None)
+        .create_session(&router.operator(), SessionRequest::new().user_id("alice"))
         .await
         .unwrap();
     c.config(with_header(
@@ -206,12 +207,11 @@ async fn only_the_owner_or_an_admin_learns_why_a_session_was_closed() {
         .build()
         .await
         .unwrap();
-    router.start_lifecycle();
     let mut c = client(spawn_proxy_with_auth(&router, auth()).await).await;
 
     // Alice: a control session and a header-less one, both left to idle out.
     let control = router
-        .create_session(Some("alice".into()), None)
+        .create_session(&router.operator(), SessionRequest::new().user_id("alice"))
         .await
         .unwrap();
     c.config(with_header(

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use sc_router::SessionRequest;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -40,7 +41,6 @@ async fn an_idle_session_expires_and_is_released_but_a_busy_one_does_not() {
         fast_expiry(Duration::from_millis(600)),
     )
     .await;
-    router.start_lifecycle();
     let mut c = client(spawn_proxy(&router).await).await;
 
     c.config(config_req("idle", "alice")).await.unwrap();
@@ -93,8 +93,10 @@ async fn maximum_lifetime_closes_sessions_between_calls() {
     let mut settings = fast_expiry(Duration::ZERO);
     settings.sessions.max_lifetime = Duration::from_millis(400);
     let router = router(&[a.to_string()], Arc::new(RoundRobin::default()), settings).await;
-    router.start_lifecycle();
-    let created = router.create_session(None, None).await.unwrap();
+    let created = router
+        .create_session(&router.operator(), SessionRequest::new())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(router.session(&created.id).is_none());
 }
@@ -200,7 +202,7 @@ async fn sessions_survive_a_router_restart_with_the_embedded_store() {
         let mut s = c.execute_plan(r).await.unwrap().into_inner();
         while s.message().await.unwrap().is_some() {}
         let created = router
-            .create_session(Some("bob".into()), None)
+            .create_session(&router.operator(), SessionRequest::new().user_id("bob"))
             .await
             .unwrap();
         router.shutdown().await;
@@ -243,7 +245,6 @@ async fn a_reload_adds_and_drains_backends_without_cutting_sessions() {
         .build()
         .await
         .unwrap();
-    router.start_lifecycle();
     let mut c = client(spawn_proxy(&router).await).await;
     assert_eq!(backend_of(&mut c, "on-a", "u").await, "fake-a");
 
@@ -265,7 +266,10 @@ async fn a_reload_adds_and_drains_backends_without_cutting_sessions() {
     let states: Vec<_> = router.backends().iter().map(|b| b.state).collect();
     assert!(states.contains(&"removed"), "{states:?}");
     // When the old session ends, the removed backend leaves.
-    router.close_session("on-a").await.unwrap();
+    router
+        .close_session(&router.operator(), "on-a")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(router.backends().len(), 1, "{:?}", router.backends());
 }

@@ -73,6 +73,9 @@ pub struct SessionRecord {
     /// The backend's server-side session id, once seen (a change means the backend restarted).
     #[serde(default)]
     pub server_side_session_id: Option<String>,
+    /// The application name its creator gave (control-plane sessions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_name: Option<String>,
 }
 
 impl SessionRecord {
@@ -283,5 +286,6 @@ pub(crate) fn sample(id: &str, backend: &str) -> SessionRecord {
         dead: None,
         spark_sessions: Vec::new(),
         server_side_session_id: None,
+        app_name: None,
     }
 }

@@ -523,11 +523,17 @@ pub fn metric_value(exposition: &str, sample: &str) -> Option<f64> {
 }
 
 /// Builds a router over the given `host:port` endpoints.
+///
+/// Health probes are off unless `settings.health` asks for them (differs from the default):
+/// the fake backends then see only the test's own calls.
 pub async fn router(
     endpoints: &[String],
     policy: Arc<dyn sc_backend_api::LoadPolicy>,
-    settings: RouterSettings,
+    mut settings: RouterSettings,
 ) -> Router {
+    if settings.health == sc_router::HealthSettings::default() {
+        settings.health.interval = std::time::Duration::ZERO;
+    }
     let spec = PredefinedSpec {
         endpoints: endpoints
             .iter()
@@ -668,9 +674,13 @@ pub async fn router_with_tokens(endpoints: &[(String, &str)], admin_group: Optio
             .with_auth_token(*token)
         })
         .collect();
+    let mut settings = RouterSettings::default();
+    // No health probes: the fake backends see only the test's own calls.
+    settings.health.interval = std::time::Duration::ZERO;
     Router::builder()
         .provider(Arc::new(StaticBackends(backends)))
         .admin_group(admin_group.map(str::to_owned))
+        .settings(settings)
         .build()
         .await
         .unwrap()

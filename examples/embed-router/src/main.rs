@@ -1,6 +1,9 @@
 //! Example: the Spark Connect router mounted inside an existing axum service.
 //!
-//! One port serves the service's own HTTP routes and Spark Connect gRPC (HTTP/2) side by side:
+//! One port serves the service's own HTTP routes and Spark Connect gRPC (HTTP/2) side by side.
+//! The router carries its own life: `build()` starts session expiry, health probes and the
+//! store writer; `shutdown()` stops them (and any engine a provider launched) when the service
+//! stops. Nothing else needs starting.
 //!
 //! ```text
 //! cargo run -p example-embed-router -- 127.0.0.1:8090 localhost:15002
@@ -12,8 +15,8 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use sc_backend_predefined::{EndpointSpec, PredefinedProvider, PredefinedSpec};
-use sc_router::Router;
 use sc_router::policy::RoundRobin;
+use sc_router::{Router, RouterSettings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -27,9 +30,13 @@ async fn main() -> anyhow::Result<()> {
             endpoints
         },
     };
+    // Idle sessions are released after 15 minutes here (the default is an hour).
+    let mut settings = RouterSettings::default();
+    settings.sessions.idle_timeout = std::time::Duration::from_secs(15 * 60);
     let router = Router::builder()
         .provider(Arc::new(PredefinedProvider::new("embedded", &spec)?))
         .policy(Arc::new(RoundRobin::default()))
+        .settings(settings)
         .build()
         .await?;
 
@@ -50,6 +57,12 @@ async fn main() -> anyhow::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("serving HTTP and Spark Connect on {listen}");
-    axum::serve(listener, app).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    // The router's background work stops, and what it launched with it.
+    router.shutdown().await;
     Ok(())
 }
