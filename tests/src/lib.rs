@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod dnsmasq;
+pub use dnsmasq::Dnsmasq;
+
 /// How long [`ProxyProcess::start`] waits for `/readyz` to answer 200.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
