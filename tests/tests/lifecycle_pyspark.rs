@@ -471,6 +471,14 @@ fn backends_follow_dns_records_and_survive_a_dns_outage() {
         failures(&proxy) >= before + 2.0
     });
     assert_eq!(proxy.control("GET", "/readyz", false).0, 200);
+    let (_, body) = proxy.get_json("/control/backends");
+    let provider = &body["providers"][0];
+    assert!(
+        provider["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no answer from the nameserver")),
+        "{body}"
+    );
     step_done(sync.path(), "dns_down", "1");
 
     let out = finish_scenario(&proxy, handle);
