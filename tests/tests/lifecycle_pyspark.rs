@@ -420,7 +420,7 @@ fn backends_follow_dns_records_and_survive_a_dns_outage() {
 
     let mut dns = Dnsmasq::start(&format!("{first} spark.test"), &[]);
     let proxy = ProxyProcess::start(&format!(
-        "backend_provider:\n  name: spark pods\n  type: DNS\n  spec:\n    name: spark.test\n    port: {port}\n    nameserver: {}\n    refresh_interval: 1s\n    timeout: 500ms\nload_policy:\n  type: LEAST_SESSIONS\nlog_level: debug\n",
+        "backend_provider:\n  name: spark pods\n  type: DNS\n  spec:\n    name: spark.test\n    port: {port}\n    nameserver: {}\n    refresh_interval: 1s\n    timeout: 1s\nload_policy:\n  type: LEAST_SESSIONS\nlog_level: debug\n",
         dns.addr()
     ));
     assert_eq!(backend_states(&proxy), [(id(first), "active".to_owned())]);

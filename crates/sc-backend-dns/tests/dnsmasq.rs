@@ -20,7 +20,7 @@ fn spec(dns: &Dnsmasq, name: &str, port: Option<u16>) -> DnsSpec {
     spec.port = port;
     spec.refresh_interval = Duration::from_millis(100);
     spec.nameserver = Some(dns.addr());
-    spec.timeout = Some(Duration::from_millis(300));
+    spec.timeout = Some(Duration::from_secs(1));
     spec
 }
 
@@ -248,7 +248,7 @@ async fn a_dropped_provider_leaves_no_task_running() {
         "backend_provider.spec",
         serde_json::json!({
             "name": "spark.test", "port": 15002, "nameserver": dns.addr(),
-            "refresh_interval": "100ms", "timeout": "300ms",
+            "refresh_interval": "100ms", "timeout": "1s",
         }),
     );
     let provider = registry.build_provider("dns", "p", &spec).unwrap();
