@@ -38,7 +38,7 @@ ensure_java() {
     export JAVA_HOME
 }
 
-# Prints the port's state: succeeds when something accepts TCP connections on 127.0.0.1:PORT.
+# Succeeds when something accepts TCP connections on HOST:PORT (HOST defaults to 127.0.0.1).
 port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null
 }

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Starts and stops local Spark Connect servers from the pyspark wheel in $REPO/.venv.
 #
-#   scripts/spark-server.sh start NAME PORT [--conf k=v ...]   # waits until ready
+#   scripts/spark-server.sh start NAME [ADDRESS:]PORT [--conf k=v ...]   # waits until ready
 #   scripts/spark-server.sh stop NAME
 #   scripts/spark-server.sh status NAME
 #
-# Each server keeps its log, pid, scratch and warehouse under $REPO/.local/spark/NAME/.
-# `start` on a server that is already up on the same port does nothing.
+# ADDRESS is the loopback address the server's gRPC port binds (default 127.0.0.1); servers on
+# different addresses (127.0.0.2, 127.0.0.3, ...) may share one port, e.g. for DNS records that
+# differ only by address. Each server keeps its log, pid, scratch and warehouse under
+# $REPO/.local/spark/NAME/. `start` on a server that is already up on the same address and port
+# does nothing.
 # Environment: SC_SPARK_START_TIMEOUT (seconds, default 120), SC_SPARK_DRIVER_MEMORY (default 2g),
 # SC_SPARK_AUTH_TOKEN (the server demands this pre-shared token; written to its spark-defaults.conf).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 usage() {
-    echo "usage: $0 start NAME PORT [--conf k=v ...] | stop NAME | status NAME" >&2
+    echo "usage: $0 start NAME [ADDRESS:]PORT [--conf k=v ...] | stop NAME | status NAME" >&2
     exit 2
 }
 
@@ -55,7 +58,7 @@ cmd_stop() {
 cmd_status() {
     local name="$1" pid
     if pid="$(alive_pid "$name")"; then
-        echo "$name running (pid $pid, port $(cat "$(server_dir "$name")/port" 2>/dev/null || echo '?'))"
+        echo "$name running (pid $pid, on $(cat "$(server_dir "$name")/address" 2>/dev/null || echo 127.0.0.1):$(cat "$(server_dir "$name")/port" 2>/dev/null || echo '?'))"
     else
         echo "$name stopped"
         return 1
@@ -63,21 +66,29 @@ cmd_status() {
 }
 
 cmd_start() {
-    local name="$1" port="$2"
+    local name="$1" port="$2" address=127.0.0.1
     shift 2
+    if [[ "$port" == *:* ]]; then
+        address="${port%:*}"
+        port="${port##*:}"
+    fi
+    [[ "$port" =~ ^[0-9]+$ ]] || die "'$port' is not a port number (write PORT or ADDRESS:PORT)"
+    [[ "$address" == 127.* ]] || die "'$address' is not a loopback address; test servers stay on 127.0.0.0/8"
     local dir
     dir="$(server_dir "$name")"
     mkdir -p "$dir"
 
     if pid="$(alive_pid "$name")"; then
-        if [ "$(cat "$dir/port" 2>/dev/null)" = "$port" ] && port_open "$port"; then
-            log "Spark Connect server $name already running on port $port (pid $pid)"
+        if [ "$(cat "$dir/port" 2>/dev/null)" = "$port" ] &&
+            [ "$(cat "$dir/address" 2>/dev/null || echo 127.0.0.1)" = "$address" ] &&
+            port_open "$port" "$address"; then
+            log "Spark Connect server $name already running on $address:$port (pid $pid)"
             return 0
         fi
         cmd_stop "$name"
     fi
-    if port_open "$port"; then
-        die "port $port is already in use by another process; cannot start Spark Connect server $name"
+    if port_open "$port" "$address"; then
+        die "$address:$port is already in use by another process; cannot start Spark Connect server $name"
     fi
 
     [ -x "$VENV/bin/python" ] || die "no virtualenv at $VENV; run scripts/setup-venv.sh first"
@@ -103,8 +114,9 @@ cmd_start() {
     local log_file="$dir/server.log"
     : >"$log_file"
     echo "$port" >"$dir/port"
+    echo "$address" >"$dir/address"
 
-    log "starting Spark Connect server $name on 127.0.0.1:$port (log: $log_file)"
+    log "starting Spark Connect server $name on $address:$port (log: $log_file)"
     # setsid: the server gets its own process group, so a Ctrl-C in the calling
     # terminal does not reach it and `stop` decides when it ends.
     # spark-submit execs spark-class, which execs java: $! ends up the JVM's pid.
@@ -123,7 +135,7 @@ cmd_start() {
             --master 'local[2]' \
             --driver-memory "${SC_SPARK_DRIVER_MEMORY:-2g}" \
             --conf spark.connect.grpc.binding.port="$port" \
-            --conf spark.connect.grpc.binding.address=127.0.0.1 \
+            --conf spark.connect.grpc.binding.address="$address" \
             --conf spark.ui.enabled=false \
             --conf spark.ui.showConsoleProgress=false \
             --conf spark.local.dir="$dir/tmp" \
@@ -146,7 +158,7 @@ cmd_start() {
             rm -f "$dir/pid"
             exit 1
         fi
-        if grep -q "Spark Connect server started" "$log_file" && port_open "$port"; then
+        if grep -q "Spark Connect server started" "$log_file" && port_open "$port" "$address"; then
             break
         fi
         if [ "$waited" -ge "$timeout" ]; then
@@ -158,7 +170,7 @@ cmd_start() {
         sleep 1
         waited=$((waited + 1))
     done
-    log "Spark Connect server $name ready on 127.0.0.1:$port after ~${waited} s (pid $pid)"
+    log "Spark Connect server $name ready on $address:$port after ~${waited} s (pid $pid)"
 }
 
 [ $# -ge 1 ] || usage

@@ -3,10 +3,13 @@
 #   1. makes sure the Python virtualenv ($REPO/.venv) has PySpark (scripts/setup-venv.sh);
 #   2. builds every test and the binaries they drive;
 #   3. starts real Spark Connect servers from the pyspark wheel: two plain ones on
-#      127.0.0.1:15102 and 127.0.0.1:15103, both cutting reattachable result streams every
-#      1 MiB so that ReattachExecute is ordinary traffic, and a secured one on 127.0.0.1:15104
-#      that demands a pre-shared token (spark.connect.authenticate.token, a fresh random one
-#      per run, passed in the environment so it shows in no command line);
+#      127.0.0.2:15102 (A) and 127.0.0.1:15103 (B), both cutting reattachable result streams
+#      every 1 MiB so that ReattachExecute is ordinary traffic, a secured one on
+#      127.0.0.1:15104 that demands a pre-shared token (spark.connect.authenticate.token, a
+#      fresh random one per run, passed in the environment so it shows in no command line),
+#      and A's twin on 127.0.0.3:15102: the DNS provider's test serves two servers that
+#      differ only by address from DNS records (its dnsmasq is started by the test itself,
+#      which also stops it; this script installs it);
 #   4. starts a Redis server on 127.0.0.1:16379 (in memory only) for the proxy-replica tests;
 #   5. runs `cargo test --workspace --no-fail-fast` (or `cargo test ARGS...` when given
 #      arguments, e.g. `scripts/test.sh -p sc-e2e dead_backend`) with the servers' addresses
@@ -14,7 +17,8 @@
 #   6. stops the servers, whatever happened. The exit code is cargo test's.
 #
 # Environment: SC_TEST_PORT_A / SC_TEST_PORT_B / SC_TEST_PORT_SECURE (default 15102 / 15103 /
-# 15104), SC_TEST_REDIS_PORT (16379), RUST_TEST_THREADS (default 2, for two cores), SC_PROXY_BIN (a prebuilt proxy).
+# 15104; A and its twin share SC_TEST_PORT_A), SC_TEST_REDIS_PORT (16379), RUST_TEST_THREADS
+# (default 2, for two cores), SC_PROXY_BIN (a prebuilt proxy).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO"
@@ -24,18 +28,26 @@ unset SPARK_CONNECT_AUTHENTICATE_TOKEN SPARK_REMOTE
 PORT_A="${SC_TEST_PORT_A:-15102}"
 PORT_B="${SC_TEST_PORT_B:-15103}"
 PORT_SECURE="${SC_TEST_PORT_SECURE:-15104}"
-SERVERS=(test-a test-b test-secure)
+SERVERS=(test-a test-b test-secure test-twin)
+# A and its twin: one port, two loopback addresses.
+ADDRESS_A=127.0.0.2
+ADDRESS_TWIN=127.0.0.3
 SPARK_CONF=(--conf spark.connect.execute.reattachable.senderMaxStreamSize=1m)
 
 bash scripts/setup-venv.sh
 # Tools some tests drive: tmux (the CLI in a real terminal), curl (the control plane over TLS),
-# redis-server (the store two proxy replicas share).
+# redis-server (the store two proxy replicas share), dnsmasq (the DNS server of the DNS
+# provider's tests; Debian installs it in /usr/sbin).
 missing=()
 for tool in tmux curl; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 command -v redis-server >/dev/null || missing+=(redis-server)
+dnsmasq_bin() { command -v dnsmasq || { [ -x /usr/sbin/dnsmasq ] && echo /usr/sbin/dnsmasq; }; }
+dnsmasq_bin >/dev/null || missing+=(dnsmasq-base)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+SC_TEST_DNSMASQ="$(dnsmasq_bin)" || die "dnsmasq is not installed (Debian package dnsmasq-base)"
+export SC_TEST_DNSMASQ
 
 # One build for every test target and the binaries they drive (both binaries have integration
 # tests, so cargo builds them too). A separate `cargo build --bins` would resolve dependency
@@ -66,7 +78,10 @@ SECURE_TOKEN="$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsa
 
 # Start all at once: each takes a few seconds of mostly JVM start-up.
 pids=()
-bash scripts/spark-server.sh start test-a "$PORT_A" "${SPARK_CONF[@]}" &
+bash scripts/spark-server.sh start test-a "$ADDRESS_A:$PORT_A" "${SPARK_CONF[@]}" &
+pids+=($!)
+# The twin serves one test only: less memory.
+SC_SPARK_DRIVER_MEMORY=1g bash scripts/spark-server.sh start test-twin "$ADDRESS_TWIN:$PORT_A" &
 pids+=($!)
 bash scripts/spark-server.sh start test-b "$PORT_B" "${SPARK_CONF[@]}" &
 pids+=($!)
@@ -91,7 +106,8 @@ done
 port_open "$REDIS_PORT" || die "redis-server is not listening on $REDIS_PORT"
 export SC_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 
-export SC_TEST_SPARK_A="127.0.0.1:$PORT_A"
+export SC_TEST_SPARK_A="$ADDRESS_A:$PORT_A"
+export SC_TEST_SPARK_TWIN="$ADDRESS_TWIN:$PORT_A"
 export SC_TEST_SPARK_B="127.0.0.1:$PORT_B"
 export SC_TEST_SPARK_SECURE="127.0.0.1:$PORT_SECURE"
 export SC_TEST_SPARK_SECURE_TOKEN="$SECURE_TOKEN"

@@ -1,11 +1,13 @@
 //! Harness for the end-to-end tests: real Spark Connect servers, the proxy binary and real PySpark.
 //!
-//! `scripts/test.sh` starts two Spark Connect servers from the pyspark wheel, builds the proxy
-//! and exports four variables before it runs `cargo test`:
+//! `scripts/test.sh` starts Spark Connect servers from the pyspark wheel, builds the proxy
+//! and exports these variables before it runs `cargo test`:
 //!
 //! | variable | what it is |
 //! | --- | --- |
 //! | `SC_TEST_SPARK_A`, `SC_TEST_SPARK_B` | `host:port` of the two Spark Connect servers |
+//! | `SC_TEST_SPARK_TWIN` | a third on A's port at another loopback address (see [`spark_twin`]) |
+//! | `SC_TEST_DNSMASQ` | the `dnsmasq` binary of [`Dnsmasq`] |
 //! | `SC_TEST_PYTHON` | the virtualenv's `python`, with PySpark and `requests` |
 //! | `SC_PROXY_BIN` | the `spark-connect-proxy` binary under test |
 //!
@@ -25,6 +27,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub mod dnsmasq;
+pub use dnsmasq::Dnsmasq;
 
 /// How long [`ProxyProcess::start`] waits for `/readyz` to answer 200.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,6 +78,13 @@ pub fn test_env() -> &'static TestEnv {
         );
         env
     })
+}
+
+/// `host:port` of the Spark Connect server on `SC_TEST_SPARK_A`'s port at another loopback
+/// address (`SC_TEST_SPARK_TWIN`): with A, two servers that DNS records tell apart by address
+/// alone.
+pub fn spark_twin() -> String {
+    required_var("SC_TEST_SPARK_TWIN")
 }
 
 fn required_var(name: &str) -> String {

@@ -1,8 +1,10 @@
 //! Sessions that live and die well, end to end: real PySpark, the proxy binary and real Spark
 //! Connect servers. Engines launched on demand, a backend killed mid-query, idle expiry, a
-//! proxy killed with SIGKILL, two replicas on one Redis, and SIGHUP reloads.
+//! proxy killed with SIGKILL, two replicas on one Redis, SIGHUP reloads, and backends that come
+//! and go with DNS records.
 //!
-//! Run with `scripts/test.sh` (it starts the shared Spark servers and a Redis server).
+//! Run with `scripts/test.sh` (it starts the shared Spark servers and a Redis server, and
+//! installs dnsmasq).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,8 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sc_e2e::{
-    ProxyProcess, free_ports, metric_sum, predefined_config, python_dir, python_output,
-    result_json, test_env,
+    Dnsmasq, ProxyProcess, free_ports, metric_sum, predefined_config, python_dir, python_output,
+    result_json, spark_twin, test_env,
 };
 
 /// Runs a Python scenario on a thread, so the test can act (kill, restart) while it waits at
@@ -369,4 +371,135 @@ fn sighup_adds_a_backend_that_then_receives_sessions() {
         states.iter().all(|s| s == "active" || s == "removed"),
         "{states:?}"
     );
+}
+
+/// `(id, state)` of every backend the proxy lists.
+fn backend_states(proxy: &ProxyProcess) -> Vec<(String, String)> {
+    backends(proxy)
+        .iter()
+        .map(|b| {
+            (
+                b["id"].as_str().unwrap_or_default().to_owned(),
+                b["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `done` holds (polling every 100 ms), failing after `PATIENCE` with `what`.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    const PATIENCE: Duration = Duration::from_secs(60);
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "waited {PATIENCE:?} for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The DNS provider in the stock proxy, against a real DNS server (dnsmasq) and two real Spark
+/// servers on one port at two loopback addresses, with real PySpark: a record added gives a
+/// backend that new sessions reach; a record removed drains its backend while the session on
+/// it carries on; with the DNS server stopped, the known backends keep serving, new sessions
+/// are still placed, the proxy stays ready and the failure metric rises.
+#[test]
+fn backends_follow_dns_records_and_survive_a_dns_outage() {
+    let env = test_env();
+    let twin = spark_twin();
+    let (first, port) = env.spark_a.rsplit_once(':').unwrap();
+    let (second, twin_port) = twin.rsplit_once(':').unwrap();
+    assert_eq!(
+        port, twin_port,
+        "SC_TEST_SPARK_A and SC_TEST_SPARK_TWIN must share a port"
+    );
+    assert_ne!(
+        first, second,
+        "SC_TEST_SPARK_A and SC_TEST_SPARK_TWIN must differ by address"
+    );
+    let id = |address: &str| format!("spark.test@{address}:{port}");
+    let started = Instant::now();
+
+    let mut dns = Dnsmasq::start(&format!("{first} spark.test"), &[]);
+    let proxy = ProxyProcess::start(&format!(
+        "backend_provider:\n  name: spark pods\n  type: DNS\n  spec:\n    name: spark.test\n    port: {port}\n    nameserver: {}\n    refresh_interval: 1s\n    timeout: 1s\nload_policy:\n  type: LEAST_SESSIONS\nlog_level: debug\n",
+        dns.addr()
+    ));
+    assert_eq!(backend_states(&proxy), [(id(first), "active".to_owned())]);
+    let (sync, handle) = spawn_scenario(
+        &proxy,
+        "dns_discovery.py",
+        vec![
+            ("SC_DNS_FIRST".into(), first.to_owned()),
+            ("SC_DNS_SECOND".into(), second.to_owned()),
+        ],
+    );
+    let patience = Duration::from_secs(120);
+
+    // A second record: the proxy lists the second server and new sessions reach it.
+    wait_step(sync.path(), "one", &handle, patience);
+    dns.set_hosts(&format!("{first} spark.test\n{second} spark.test"));
+    wait_until("the second record to become a backend", || {
+        backend_states(&proxy)
+            == [
+                (id(first), "active".to_owned()),
+                (id(second), "active".to_owned()),
+            ]
+    });
+    step_done(sync.path(), "two", "1");
+
+    // The first record removed: its backend drains (it keeps its session, takes no new one).
+    wait_step(sync.path(), "placed", &handle, patience);
+    dns.set_hosts(&format!("{second} spark.test"));
+    wait_until("the first backend to drain", || {
+        let states = backend_states(&proxy);
+        states.contains(&(id(second), "active".to_owned()))
+            && !states.contains(&(id(first), "active".to_owned()))
+    });
+    step_done(sync.path(), "first_removed", "1");
+
+    // The DNS server stops: refreshes fail and are counted; the proxy stays ready.
+    wait_step(sync.path(), "drained", &handle, patience);
+    let failures = |proxy: &ProxyProcess| {
+        metric_sum(
+            &proxy.metrics(),
+            "sc_proxy_provider_refresh_failures_total",
+            &[],
+        )
+    };
+    let before = failures(&proxy);
+    dns.stop();
+    wait_until("failed refreshes to be counted", || {
+        failures(&proxy) >= before + 2.0
+    });
+    assert_eq!(proxy.control("GET", "/readyz", false).0, 200);
+    let (_, body) = proxy.get_json("/control/backends");
+    let provider = &body["providers"][0];
+    assert!(
+        provider["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no answer from the nameserver")),
+        "{body}"
+    );
+    step_done(sync.path(), "dns_down", "1");
+
+    let out = finish_scenario(&proxy, handle);
+    assert_eq!(out["second"], second, "{out}");
+    // Still down: still ready, the second server still listed, the failures still rising, and
+    // one warning for the whole outage.
+    assert_eq!(proxy.control("GET", "/readyz", false).0, 200);
+    assert!(
+        backend_states(&proxy).contains(&(id(second), "active".to_owned())),
+        "{:?}",
+        backend_states(&proxy)
+    );
+    let during = failures(&proxy);
+    wait_until("failures to keep being counted", || {
+        failures(&proxy) > during
+    });
+    let log = proxy.log();
+    assert_eq!(
+        log.matches("DNS resolution failed").count(),
+        1,
+        "one warning per outage, not one per refresh"
+    );
+    eprintln!("DNS discovery end to end: {:?}", started.elapsed());
 }

@@ -45,7 +45,11 @@ fn main() -> anyhow::Result<()> {
         .log_level
         .clone()
         .unwrap_or_else(|| validated.config.log_level.as_str().to_owned());
-    let filter = EnvFilter::try_new(format!("{level},audit=info,h2=warn,hyper=warn,tower=warn"))
+    // Libraries' own chatter stays out of the debug log: HTTP/2 frames, and every DNS message of
+    // the DNS provider's resolver (the provider logs what it found and what failed).
+    let filter = EnvFilter::try_new(format!(
+        "{level},audit=info,h2=warn,hyper=warn,tower=warn,hickory_net=warn,hickory_resolver=warn,hickory_proto=warn"
+    ))
         .with_context(|| {
             format!("--log-level '{level}' is not a valid level (trace, debug, info, warn, error)")
         })?;

@@ -36,13 +36,14 @@ use sc_backend_api::{BackendProvider, LoadPolicy, Registry, Spec};
 use sc_router::RouterSettings;
 use serde::Deserialize;
 
-/// The registry of the stock proxy: the provider types PREDEFINED and LAUNCH and the built-in
+/// The registry of the stock proxy: the provider types PREDEFINED, LAUNCH and DNS and the built-in
 /// load policies, registered through the same API a provider crate of your own uses. A custom
 /// proxy binary starts from it and registers more (see `docs/providers.md`).
 pub fn builtins() -> Registry {
     let mut registry = Registry::new();
     sc_backend_predefined::register(&mut registry);
     sc_backend_launch::register(&mut registry);
+    sc_backend_dns::register(&mut registry);
     sc_router::policy::register(&mut registry);
     registry
 }
@@ -164,7 +165,8 @@ pub struct ProviderConfig {
     #[serde(default = "default_provider_name")]
     pub name: String,
     /// The provider type: `LAUNCH` (start Spark Connect servers on this host on demand; the
-    /// default) or `PREDEFINED` (a static list).
+    /// default), `PREDEFINED` (a static list), `DNS` (the addresses a DNS name resolves to), or
+    /// one a custom binary registered.
     #[serde(rename = "type")]
     pub kind: String,
     /// The type's own settings.
@@ -645,6 +647,12 @@ server:
         assert_eq!(c.server.listen_addr, "127.0.0.1:8080");
         assert_eq!(c.control.listen_addr, "127.0.0.1:8081");
         assert_eq!(c.router.max_message_size, 128 * 1024 * 1024);
+        // The DNS type is built in; building it sends no query.
+        let v = valid(
+            "backend_provider:\n  name: spark pods\n  type: DNS\n  spec:\n    name: spark.analytics.svc.cluster.local\n    port: 15002\n    refresh_interval: 5s\n    nameserver: 127.0.0.1:53\n",
+        );
+        assert_eq!(v.provider.name(), "spark pods");
+        assert_eq!(v.policy.name(), "ROUND_ROBIN");
     }
 
     fn err(yaml: &str) -> String {
@@ -677,9 +685,16 @@ server:
         assert!(e.contains("spec.endpoints[0].url"), "{e}");
         let e = err("backend_provider:\n  type: PREDEFINED\n  spec:\n    endpointz: []");
         assert!(e.contains("endpointz"), "{e}");
+        let e = err("backend_provider:\n  type: DNS\n  spec:\n    name: spark.test");
+        assert!(e.contains("backend_provider.spec.port: is missing"), "{e}");
+        let e = err(
+            "backend_provider:\n  type: dns\n  spec:\n    name: spark.test\n    port: 15002\n    refresh: 1s",
+        );
+        assert!(e.contains("backend_provider.spec.refresh"), "{e}");
         let e = err("backend_provider:\n  type: KUBERNETES");
         assert!(
-            e.contains("backend_provider.type 'KUBERNETES'") && e.contains("LAUNCH, PREDEFINED"),
+            e.contains("backend_provider.type 'KUBERNETES'")
+                && e.contains("DNS, LAUNCH, PREDEFINED"),
             "{e}"
         );
         let e = err("log_level: loud");
