@@ -41,9 +41,9 @@ RUST_KEYWORDS = {
     "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where",
     "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro",
     "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
-    # Not keywords, but primitive type names: a parameter called `str` would read badly.
-    "str", "char", "bool",
 }
+# Not keywords, but primitive type names: a parameter called `str` would read badly.
+PRIMITIVES = {"str", "char", "bool"}
 
 spark = SparkSession.builder.remote("sc://127.0.0.1:1").create()
 client = spark._client
@@ -53,9 +53,10 @@ class Manual(Exception):
     """The function does not fit the template model."""
 
 
-def snake(name):
+def snake(name, param=False):
     s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
-    return s + "_" if s in RUST_KEYWORDS else s
+    clash = s in RUST_KEYWORDS or (param and s in PRIMITIVES)
+    return s + "_" if clash else s
 
 
 def annotation_text(p):
@@ -274,7 +275,7 @@ def analyze(name):
             default = p.default
             if default is not None and not isinstance(default, (int, float, str, bool)):
                 raise Manual(f"default {default!r}")
-        params.append({"py": p.name, "rust": snake(p.name), "kind": kind, "required": required,
+        params.append({"py": p.name, "rust": snake(p.name, param=True), "kind": kind, "required": required,
                        "default": default, "annotation": annotation_text(p)})
     if any(p["kind"] == "options" for p in params):
         raise Manual("options map parameter")
@@ -414,7 +415,7 @@ def main():
             row["manual"] = str(e) if isinstance(e, Manual) else f"{type(e).__name__}: {e}"[:200]
             try:
                 sig = inspect.signature(getattr(CF, name))
-                row["params"] = [{"py": p.name, "rust": snake(p.name), "annotation": annotation_text(p),
+                row["params"] = [{"py": p.name, "rust": snake(p.name, param=True), "annotation": annotation_text(p),
                                   "required": p.default is inspect.Parameter.empty}
                                  for p in sig.parameters.values()]
             except (TypeError, ValueError):

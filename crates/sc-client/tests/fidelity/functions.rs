@@ -98,7 +98,7 @@ pub(crate) fn build(name: &str, spark: &SparkSession) -> Option<DataFrame> {
         "func_ceiling" => t().select([ceiling("c0", None)]),
         "func_ceiling_all" => t().select([ceiling("c0", "c1")]),
         "func_ceiling_lit" => t().select([ceiling("c0", 3)]),
-        "func_char" => t().select([char_("c0")]),
+        "func_char" => t().select([char("c0")]),
         "func_char_length" => t().select([char_length("c0")]),
         "func_character_length" => t().select([character_length("c0")]),
         "func_coalesce" => t().select([coalesce(["c0_0", "c0_1"])]),
