@@ -340,7 +340,6 @@ def analyze(name):
         except Exception:  # PySpark rejects this combination
             observed[frozenset(present)] = None
     order = [s["param"] for s in slots if "param" in s and s["param"] in optional]
-    pos = {s["param"]: k for k, s in enumerate(slots) if "param" in s}
 
     def fill_candidates(present):
         got = observed.get(frozenset(present))
