@@ -1,11 +1,14 @@
-//! A tour of the SDK: connect, build DataFrames, run SQL, stream results, handle errors.
+//! A tour of the SDK: connect, build DataFrames, run SQL, use functions, windows and lambdas,
+//! stream results, handle errors.
 //!
 //! Run against a Spark Connect server:
 //! `SPARK_REMOTE=sc://localhost:15002 cargo run -p sc-client --example quickstart`
 
 use futures_util::StreamExt;
-use sc_client::functions::{col, count, lit, sum, when};
-use sc_client::{JoinType, SparkSession};
+use sc_client::functions::{
+    aggregate, col, collect_list, count, count_if, filter, lit, rank, sum, transform, when,
+};
+use sc_client::{JoinType, SparkSession, Window, cols};
 
 #[tokio::main]
 async fn main() -> sc_client::Result<()> {
@@ -23,9 +26,37 @@ async fn main() -> sc_client::Result<()> {
             when(col("age").gt(30), lit(true)).otherwise(false),
         )
         .group_by(["dept"])
-        .agg([count("*").alias("people"), sum("age").alias("total_age")])
+        .agg([
+            count("*").alias("people"),
+            count_if("senior").alias("seniors"),
+            sum("age").alias("total_age"),
+            collect_list("age").alias("ages"),
+        ])
         .order_by(["dept"]);
     by_dept.show(20).await?;
+
+    // Higher-order functions take Rust closures; names and columns mix with `cols!`.
+    by_dept
+        .select(cols![
+            "dept",
+            transform("ages", |age| age + 1).alias("ages_next_year"),
+            filter("ages", |age| age.gt(30)).alias("over_30"),
+            aggregate("ages", lit(0), |acc, age| acc + age).alias("sum_again"),
+        ])
+        .show(20)
+        .await?;
+
+    // A window function, with the window given by value.
+    people
+        .select(cols![
+            "name",
+            "dept",
+            rank()
+                .over(Window::partition_by(["dept"]).order_by([col("age").desc()]))
+                .alias("rank_in_dept"),
+        ])
+        .show(20)
+        .await?;
 
     // Joins with `using` columns.
     let depts = spark

@@ -399,9 +399,10 @@ impl Column {
 
     // === windows ===
 
-    /// Evaluates this (window or aggregate) function over `window`.
-    pub fn over(self, window: &WindowSpec) -> Self {
-        window.apply(self)
+    /// Evaluates this (window or aggregate) function over `window`, given by value or by
+    /// reference.
+    pub fn over(self, window: impl std::borrow::Borrow<WindowSpec>) -> Self {
+        window.borrow().apply(self)
     }
 }
 
@@ -439,6 +440,35 @@ impl IntoColumn for &String {
     fn into_column(self) -> Column {
         Column::name(self)
     }
+}
+
+/// A column name converts to a column reference, so a list can mix names and columns:
+/// `[col("a"), "b".into()]` (or use [`cols!`](crate::cols)).
+impl From<&str> for Column {
+    fn from(name: &str) -> Self {
+        Column::name(name)
+    }
+}
+impl From<String> for Column {
+    fn from(name: String) -> Self {
+        Column::name(&name)
+    }
+}
+
+/// A list of columns from a mix of column names and [`Column`]s, for `select`, `group_by`,
+/// `order_by` and every other method that takes columns: PySpark's `df.select("a", col("b"))`
+/// is `df.select(cols!["a", col("b")])`.
+///
+/// ```
+/// use sc_client::{cols, functions::{col, upper}};
+/// let list = cols!["id", col("name"), upper("name").alias("shout")];
+/// assert_eq!(list.len(), 3);
+/// ```
+#[macro_export]
+macro_rules! cols {
+    ($($c:expr),* $(,)?) => {
+        ::std::vec![$($crate::IntoColumn::into_column($c)),*] as ::std::vec::Vec<$crate::Column>
+    };
 }
 
 // === IntoExpr and literals ===

@@ -1101,22 +1101,37 @@ impl GroupedData {
 
     /// Pivots on the column `name` of the grouped DataFrame: each of `values` (or every
     /// distinct value when `None`) becomes a column.
-    pub fn pivot<T: IntoExpr>(&self, name: &str, values: Option<Vec<T>>) -> GroupedData {
+    ///
+    /// The values must be literals (`"x"`, `1`, `lit(2.5)`); any other column is an
+    /// [`Error::InvalidArgument`], as PySpark refuses it.
+    pub fn pivot<T: IntoExpr>(&self, name: &str, values: Option<Vec<T>>) -> Result<GroupedData> {
         let col = self.df.col(name);
         self.pivot_column(col, values)
     }
 
-    /// Pivots on an expression.
-    pub fn pivot_column<T: IntoExpr>(&self, col: Column, values: Option<Vec<T>>) -> GroupedData {
+    /// Pivots on an expression; the values must be literals, as for [`pivot`](Self::pivot).
+    pub fn pivot_column<T: IntoExpr>(
+        &self,
+        col: Column,
+        values: Option<Vec<T>>,
+    ) -> Result<GroupedData> {
         let values = values
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|v| match v.into_expr().expr.expr_type {
-                Some(pb::expression::ExprType::Literal(l)) => Some(l),
-                _ => None,
+            .enumerate()
+            .map(|(i, v)| match v.into_expr().expr.expr_type {
+                Some(pb::expression::ExprType::Literal(l)) => Ok(l),
+                other => Err(Error::InvalidArgument(format!(
+                    "pivot value {i} is not a literal but {}: give literal values (strings, numbers, lit(...))",
+                    other.map_or("an empty expression", |e| match e {
+                        pb::expression::ExprType::UnresolvedAttribute(_) => "a column reference",
+                        pb::expression::ExprType::UnresolvedFunction(_) => "a function call",
+                        _ => "an expression",
+                    })
+                ))),
             })
-            .collect();
-        GroupedData {
+            .collect::<Result<Vec<_>>>()?;
+        Ok(GroupedData {
             df: self.df.clone(),
             kind: pb::aggregate::GroupType::Pivot,
             grouping: self.grouping.clone(),
@@ -1124,7 +1139,7 @@ impl GroupedData {
                 col: Some(col.expr),
                 values,
             }),
-        }
+        })
     }
 
     /// Rows per group, in a column named `count`.

@@ -41,6 +41,23 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Functions
+//!
+//! [`functions`] has every function of PySpark 4.3's `pyspark.sql.functions` but the
+//! Python-UDF builders, with PySpark's names and argument kinds, and the higher-order functions
+//! (`transform`, `filter`, `aggregate`, ...) take Rust closures. Methods that take columns
+//! accept names or [`Column`]s; [`cols!`] mixes the two in one list:
+//!
+//! ```
+//! use sc_client::{Window, cols, functions::*};
+//! let picked = cols!["dept", col("pay") * 1.1, upper("name").alias("shout")];
+//! let w = Window::partition_by(["dept"]).order_by([col("pay").desc()]);
+//! let ranked = rank().over(&w); // a window by reference...
+//! let total = sum("pay").over(w); // ...or by value
+//! let raised = transform("pays", |p| p * 1.1);
+//! # let _ = (picked, ranked, total, raised);
+//! ```
+//!
 //! # Streaming large results
 //!
 //! ```no_run

@@ -13,7 +13,7 @@ use crate::column::{Column, IntoColumn};
 /// use sc_client::Window;
 /// let w = Window::partition_by(["dept"]).order_by([col("salary").desc()]);
 /// let ranked = row_number().over(&w);
-/// let running = sum("salary").over(&w.clone().rows_between(Window::UNBOUNDED_PRECEDING, Window::CURRENT_ROW));
+/// let running = sum("salary").over(w.clone().rows_between(Window::UNBOUNDED_PRECEDING, Window::CURRENT_ROW));
 /// # let _ = (ranked, running);
 /// ```
 #[derive(Debug, Clone, Copy)]

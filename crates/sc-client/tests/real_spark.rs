@@ -150,6 +150,7 @@ async fn grouping_pivot_rollup_cube() {
     let pv = p
         .group_by(Vec::<&str>::new())
         .pivot("dept", Some(vec!["eng", "ops"]))
+        .unwrap()
         .agg([sum("pay")]);
     assert_eq!(column_strings(&pv, 0).await, ["220.0"]);
     assert_eq!(column_strings(&pv, 1).await, ["80.0"]);
@@ -229,7 +230,7 @@ async fn windows() {
             row_number().over(&w).alias("rn"),
             sum("pay")
                 .over(
-                    &w.clone()
+                    w.clone()
                         .rows_between(Window::UNBOUNDED_PRECEDING, Window::CURRENT_ROW),
                 )
                 .alias("running"),
@@ -280,7 +281,7 @@ async fn expressions_and_functions() {
             array([lit(1), lit(2), lit(3)]).alias("arr"),
             round(lit(2.345), 2).alias("r"),
             date_add(to_date(lit("2024-01-31"), None), 1).alias("d"),
-            regexp_replace(lit("a-b-c"), "-", "+").alias("re"),
+            regexp_replace(lit("a-b-c"), "-", "+", None).alias("re"),
             size(array([lit(1), lit(2)])).alias("n"),
         ])
         .select([

@@ -6,12 +6,15 @@ restart at 0 for each case (the Rust side uses a fresh session per case, so both
 and each expression's `common` field (PySpark's call-site debugging origin) is cleared.
 """
 
+import glob
+import importlib
 import os
 import sys
 
 from pyspark.sql.connect.session import SparkSession
 from pyspark.sql.connect.plan import LogicalPlan
 from pyspark.sql.connect.window import Window
+from pyspark.sql.connect.expressions import UnresolvedNamedLambdaVariable
 import pyspark.sql.connect.functions as F
 from pyspark.sql.connect.proto import base_pb2, expressions_pb2
 
@@ -167,6 +170,14 @@ CASES = {
     "chain": lambda: spark.table("t").filter(F.col("a") > 0).groupBy("b").agg(F.sum("a").alias("s")).orderBy(F.col("s").desc()).limit(10),
 }
 
+# Each area's cases live in its own module `cases_<area>.py` beside this script, with a `CASES`
+# dict (they reach `spark` through `__main__`).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+for _path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases_*.py"))):
+    _more = importlib.import_module(os.path.basename(_path)[:-3]).CASES
+    assert not set(_more) & set(CASES), f"{_path} repeats case names: {set(_more) & set(CASES)}"
+    CASES.update(_more)
+
 
 def main():
     only = set(sys.argv[1:])
@@ -175,6 +186,9 @@ def main():
         if only and name not in only:
             continue
         LogicalPlan._nextPlanId = 0
+        # Lambda variables are numbered by a process-wide counter: restart it, as the Rust side
+        # does (`functions::reset_lambda_variable_ids`).
+        UnresolvedNamedLambdaVariable._nextVarNameId = 0
         # `LogicalPlan.to_proto` would ask the server about plan compression; build the root
         # relation directly instead.
         plan = base_pb2.Plan()
