@@ -94,15 +94,25 @@ mod column;
 mod conn;
 mod control;
 mod dataframe;
+mod dataframe_ext;
 mod error;
 pub mod functions;
+mod merge;
+mod observation;
 mod reader;
 mod session;
+mod session_clone;
+mod stat;
+mod subquery;
+mod tvf;
 pub mod types;
 mod window;
 mod writer;
+mod writer_v2;
 
-pub use catalog::{Catalog, CatalogColumn, Database, Function, Table};
+pub use catalog::{
+    Catalog, CatalogColumn, CatalogMetadata, CreateTable, Database, Function, Table,
+};
 pub use client::{DEFAULT_MAX_MESSAGE_SIZE, Progress, ProgressHandler, RetryPolicy};
 pub use column::{Column, Date, Decimal, IntoColumn, IntoExpr, Timestamp, TimestampNtz};
 pub use conn::{ConnectionString, DEFAULT_PORT, RESERVED_KEYS};
@@ -112,10 +122,15 @@ pub use dataframe::{
     StorageLevel,
 };
 pub use error::{Error, Result, SparkError};
+pub use merge::{MergeIntoWriter, WhenMatched, WhenNotMatched, WhenNotMatchedBySource};
+pub use observation::{MetricValue, Observation, ObservedMetrics};
 pub use reader::DataFrameReader;
 pub use session::{RuntimeConfig, SPARK_REMOTE_ENV, SparkSession, SparkSessionBuilder};
+pub use stat::DataFrameStatFunctions;
+pub use tvf::TableValuedFunction;
 pub use window::{Window, WindowSpec};
 pub use writer::{DataFrameWriter, SaveMode};
+pub use writer_v2::DataFrameWriterV2;
 
 /// The protocol messages, for building or inspecting raw plans.
 pub use sc_proto::spark::connect as proto;

@@ -1,4 +1,5 @@
-//! [`DataFrameReader`]: DataFrames from files (parquet, csv, json, orc, text) and tables.
+//! [`DataFrameReader`]: DataFrames from files (parquet, csv, json, orc, text, xml), JDBC
+//! databases and tables.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +8,7 @@ use sc_proto::spark::connect::relation::RelType;
 
 use crate::dataframe::DataFrame;
 use crate::session::SparkSession;
+use crate::types::SchemaSpec;
 
 /// Reads files and tables into DataFrames (`spark.read()`).
 ///
@@ -45,9 +47,10 @@ impl DataFrameReader {
         self
     }
 
-    /// The schema as a DDL string (`"a INT, b STRING"`), instead of inferring it.
-    pub fn schema(mut self, ddl: &str) -> Self {
-        self.schema = Some(ddl.to_string());
+    /// The schema, instead of inferring it: a DDL string (`"a INT, b STRING"`) or a typed
+    /// [`StructType`](crate::types::StructType) (sent as its JSON, as PySpark does).
+    pub fn schema(mut self, schema: impl Into<SchemaSpec>) -> Self {
+        self.schema = Some(schema.into().to_reader_string());
         self
     }
 
@@ -67,14 +70,19 @@ impl DataFrameReader {
 
     /// Loads the given paths (none for sources that need no path).
     pub fn load<'a>(self, paths: impl IntoIterator<Item = &'a str>) -> DataFrame {
+        let paths = paths.into_iter().map(str::to_string).collect();
+        self.data_source(paths, vec![])
+    }
+
+    fn data_source(self, paths: Vec<String>, predicates: Vec<String>) -> DataFrame {
         let rel = self.session.relation(RelType::Read(pb::Read {
             is_streaming: false,
             read_type: Some(pb::read::ReadType::DataSource(pb::read::DataSource {
                 format: self.format,
                 schema: self.schema,
                 options: self.options.into_iter().collect(),
-                paths: paths.into_iter().map(str::to_string).collect(),
-                predicates: vec![],
+                paths,
+                predicates,
                 source_name: None,
             })),
         }));
@@ -105,6 +113,79 @@ impl DataFrameReader {
             self.option("wholetext", "false")
         };
         r.format("text").load(paths)
+    }
+
+    /// Reads XML files: set the element of a row with `.option("rowTag", "book")`.
+    pub fn xml<'a>(self, paths: impl IntoIterator<Item = &'a str>) -> DataFrame {
+        self.format("xml").load(paths)
+    }
+
+    fn jdbc_options<'a>(
+        self,
+        url: &str,
+        table: &str,
+        properties: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        self.format("jdbc")
+            .options(properties)
+            .option("url", url)
+            .option("dbtable", table)
+    }
+
+    /// Reads the table `table` (or a parenthesized query with an alias) of the database at the
+    /// JDBC `url`; `properties` are JDBC connection properties (`user`, `password`, `driver`,
+    /// ...). The driver must be on the server's class path.
+    ///
+    /// ```no_run
+    /// # async fn run(spark: sc_client::SparkSession) -> sc_client::Result<()> {
+    /// let people = spark
+    ///     .read()
+    ///     .jdbc("jdbc:postgresql://db/hr", "people", [("user", "reader"), ("password", "pw")]);
+    /// # Ok(()) }
+    /// ```
+    pub fn jdbc<'a>(
+        self,
+        url: &str,
+        table: &str,
+        properties: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> DataFrame {
+        self.jdbc_options(url, table, properties).load([])
+    }
+
+    /// Reads a JDBC table in `num_partitions` parallel queries, each over a stride of the
+    /// numeric, date or timestamp `column` between `lower_bound` and `upper_bound` (the bounds
+    /// only decide the strides: no row is filtered out).
+    #[allow(clippy::too_many_arguments)]
+    pub fn jdbc_partitioned<'a>(
+        self,
+        url: &str,
+        table: &str,
+        column: &str,
+        lower_bound: &str,
+        upper_bound: &str,
+        num_partitions: i32,
+        properties: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> DataFrame {
+        self.option("partitionColumn", column)
+            .option("lowerBound", lower_bound)
+            .option("upperBound", upper_bound)
+            .option("numPartitions", &num_partitions.to_string())
+            .jdbc_options(url, table, properties)
+            .load([])
+    }
+
+    /// Reads a JDBC table in one partition per `predicates` entry (a SQL `WHERE` condition
+    /// each; a row matching none is not read, one matching two is read twice).
+    pub fn jdbc_predicates<'a, 'p>(
+        self,
+        url: &str,
+        table: &str,
+        predicates: impl IntoIterator<Item = &'p str>,
+        properties: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> DataFrame {
+        let predicates = predicates.into_iter().map(str::to_string).collect();
+        self.jdbc_options(url, table, properties)
+            .data_source(vec![], predicates)
     }
 
     /// Reads a table or view.
