@@ -13,6 +13,13 @@ use sc_client::functions::*;
 use sc_client::proto::Plan;
 use sc_client::{DataFrame, JoinType, SparkSession, Window};
 
+// The cases of each area: `fidelity/<area>.rs`, with the Python side in
+// `fidelity/cases_<area>.py`.
+#[path = "fidelity/breadth.rs"]
+mod breadth;
+#[path = "fidelity/capture.rs"]
+mod capture;
+
 fn python() -> String {
     std::env::var("SC_TEST_PYTHON").unwrap_or_else(|_| {
         panic!("SC_TEST_PYTHON is not set: run the tests with scripts/test.sh (it points SC_TEST_PYTHON at a python with pyspark)")
@@ -335,7 +342,7 @@ fn build(name: &str, spark: &SparkSession) -> Option<DataFrame> {
             .agg([sum("a").alias("s")])
             .order_by([col("s").desc()])
             .limit(10),
-        _ => return None,
+        _ => return breadth::build(name, spark),
     };
     Some(df)
 }
@@ -350,6 +357,7 @@ async fn plans_match_pyspark() {
     );
     let mut failures = Vec::new();
     let mut compared = 0;
+    let capture = capture::Capture::start().await;
     for (name, want) in &expected {
         // A fresh session per case: plan ids count from 0, as the generator resets PySpark's.
         let spark = SparkSession::builder()
@@ -357,12 +365,18 @@ async fn plans_match_pyspark() {
             .build()
             .await
             .unwrap();
-        let Some(df) = build(name, &spark) else {
-            failures.push(format!("{name}: no Rust spelling of this case"));
-            continue;
+        // A DataFrame's plan, or else the plan an action, command or catalog call sends.
+        let got = match build(name, &spark) {
+            Some(df) => df.to_plan(),
+            None => match breadth::build_plan(name, &capture).await {
+                Some(plan) => plan,
+                None => {
+                    failures.push(format!("{name}: no Rust spelling of this case"));
+                    continue;
+                }
+            },
         };
         compared += 1;
-        let got = df.to_plan();
         if &got != want {
             failures.push(format!("{name}:\n  pyspark: {want:?}\n  rust:    {got:?}"));
         }

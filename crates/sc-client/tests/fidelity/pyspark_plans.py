@@ -168,7 +168,21 @@ CASES = {
 }
 
 
+# The cases of each area live in tests/fidelity/cases_<area>.py, each with a dict CASES of its own.
+def _area_cases():
+    import glob
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in sorted(glob.glob(os.path.join(here, "cases_*.py"))):
+        spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        CASES.update(module.CASES)
+
+
 def main():
+    _area_cases()
     only = set(sys.argv[1:])
     out = sys.stdout
     for name, build in CASES.items():
@@ -176,9 +190,14 @@ def main():
             continue
         LogicalPlan._nextPlanId = 0
         # `LogicalPlan.to_proto` would ask the server about plan compression; build the root
-        # relation directly instead.
+        # relation directly instead. A case may also return the whole Plan (a command, or what
+        # an action sends).
+        built = build()
         plan = base_pb2.Plan()
-        plan.root.CopyFrom(build()._plan.plan(spark._client))
+        if isinstance(built, base_pb2.Plan):
+            plan.CopyFrom(built)
+        else:
+            plan.root.CopyFrom(built._plan.plan(spark._client))
         clear_origins(plan)
         out.write(f"{name}\t{plan.SerializeToString().hex()}\n")
     out.flush()
