@@ -5,7 +5,8 @@
 #   scripts/spark-server.sh stop NAME
 #   scripts/spark-server.sh status NAME
 #
-# Each server keeps its log, pid, scratch and warehouse under $REPO/.local/spark/NAME/.
+# Each server keeps its log, pid, scratch, warehouse and checkpoint directory (for
+# DataFrame.checkpoint) under $REPO/.local/spark/NAME/.
 # `start` on a server that is already up on the same port does nothing.
 # Environment: SC_SPARK_START_TIMEOUT (seconds, default 120), SC_SPARK_DRIVER_MEMORY (default 2g),
 # SC_SPARK_AUTH_TOKEN (the server demands this pre-shared token; written to its spark-defaults.conf).
@@ -88,7 +89,7 @@ cmd_start() {
     ls "$spark_home"/jars/spark-connect_*.jar >/dev/null 2>&1 ||
         die "the pyspark in $VENV has no Spark Connect server jar (need pyspark >= 4.0)"
 
-    mkdir -p "$dir/tmp" "$dir/warehouse" "$dir/conf" "$LOCAL_DIR/ivy"
+    mkdir -p "$dir/tmp" "$dir/warehouse" "$dir/checkpoints" "$dir/conf" "$LOCAL_DIR/ivy"
     # SC_SPARK_AUTH_TOKEN: the server demands this pre-shared token. It goes into the server's
     # own spark-defaults.conf (readable by this user only), so it is part of Spark's
     # configuration, as an operator would set it, and never on a command line.
@@ -129,6 +130,7 @@ cmd_start() {
             --conf spark.local.dir="$dir/tmp" \
             --conf spark.jars.ivy="$LOCAL_DIR/ivy" \
             --conf spark.sql.warehouse.dir="$dir/warehouse" \
+            --conf spark.checkpoint.dir="$dir/checkpoints" \
             --conf spark.sql.catalogImplementation=in-memory \
             --conf spark.sql.shuffle.partitions=4 \
             --conf "spark.driver.extraJavaOptions=-Djava.io.tmpdir=$dir/tmp" \

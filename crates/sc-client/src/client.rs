@@ -322,7 +322,10 @@ impl SparkClient {
         self.ensure_running()?;
         let mut attempt = 0;
         loop {
-            match call(self.grpc.clone(), req.clone()).await {
+            // Boxed: a tonic call's future is tens of KiB, and every async API method that
+            // awaits one would otherwise carry it inline (deep enough to overflow a 2 MiB
+            // stack in a debug build of a caller that awaits many of them).
+            match Box::pin(call(self.grpc.clone(), req.clone())).await {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(status) if is_retriable(&status) && attempt < self.shared.retry.max_retries => {
                     let wait = self.shared.retry.backoff(attempt);
@@ -349,7 +352,8 @@ impl SparkClient {
                 error_id,
                 client_type: Some(self.shared.client_type.clone()),
             };
-            match self.grpc.clone().fetch_error_details(req).await {
+            let mut grpc = self.grpc.clone();
+            match Box::pin(grpc.fetch_error_details(req)).await {
                 Ok(details) => spark.apply_details(details.get_ref()),
                 Err(e) => tracing::debug!(error = %e, "fetching error details failed"),
             }
@@ -363,16 +367,18 @@ impl SparkClient {
         &self,
         analyze: pb::analyze_plan_request::Analyze,
     ) -> Result<pb::analyze_plan_response::Result> {
-        let req = pb::AnalyzePlanRequest {
+        // Boxed: the request is a few KiB (its oneof keeps every variant inline), and the retry
+        // loop holds copies of it.
+        let req = Box::new(pb::AnalyzePlanRequest {
             session_id: self.shared.session_id.clone(),
             client_observed_server_side_session_id: self.observed_ssid(),
             user_context: Some(self.shared.user_context.clone()),
             client_type: Some(self.shared.client_type.clone()),
             analyze: Some(analyze),
-        };
-        self.check_size(&req)?;
+        });
+        self.check_size(req.as_ref())?;
         let resp = self
-            .unary(req, |mut g, r| async move { g.analyze_plan(r).await })
+            .unary(req, |mut g, r| async move { g.analyze_plan(*r).await })
             .await?;
         self.check_ssid(&resp.server_side_session_id)?;
         resp.result

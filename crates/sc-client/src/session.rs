@@ -324,8 +324,11 @@ impl SparkSession {
         for r in responses {
             if let Some(pb::execute_plan_response::ResponseType::SqlCommandResult(res)) =
                 r.response_type
-                && let Some(rel) = res.relation
+                && let Some(mut rel) = res.relation
             {
+                // A plan id of this session, as PySpark gives the result: columns taken from
+                // the DataFrame (and subqueries of it) refer to it.
+                rel.common.get_or_insert_with(Default::default).plan_id = Some(self.next_plan_id());
                 return Ok(DataFrame::new(self.clone(), rel));
             }
         }

@@ -171,7 +171,7 @@ pub(crate) fn build(name: &str, spark: &SparkSession) -> Option<DataFrame> {
         }
         "transform" => t().transform(|d| d.filter(col("a").gt(1))).limit(3),
         // --- readers
-        "read_schema_struct" => spark.read().schema(&schema()).json(["/data/x.json"]),
+        "read_schema_struct" => spark.read().schema(schema()).json(["/data/x.json"]),
         "read_xml" => spark.read().option("rowTag", "book").xml(["/data/x.xml"]),
         "read_jdbc" => spark
             .read()
@@ -717,6 +717,6 @@ pub(crate) async fn build_plan(name: &str, cap: &Capture) -> Option<Plan> {
             })
             .await
         }
-        _ => return None,
+        _ => None,
     }
 }
