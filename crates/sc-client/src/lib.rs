@@ -95,6 +95,7 @@ mod conn;
 mod control;
 mod dataframe;
 mod dataframe_ext;
+mod ddl;
 mod error;
 pub mod functions;
 mod merge;

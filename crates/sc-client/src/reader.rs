@@ -7,8 +7,9 @@ use sc_proto::spark::connect as pb;
 use sc_proto::spark::connect::relation::RelType;
 
 use crate::dataframe::DataFrame;
+use crate::error::Result;
 use crate::session::SparkSession;
-use crate::types::SchemaSpec;
+use crate::types::{SchemaSpec, StructType};
 
 /// Reads files and tables into DataFrames (`spark.read()`).
 ///
@@ -27,6 +28,8 @@ pub struct DataFrameReader {
     session: SparkSession,
     format: Option<String>,
     schema: Option<String>,
+    /// The schema when it was given typed (for parsing DataFrames of strings).
+    struct_schema: Option<StructType>,
     options: BTreeMap<String, String>,
 }
 
@@ -37,6 +40,7 @@ impl DataFrameReader {
             format: None,
             // PySpark sends an empty schema string when none is set; so does this reader.
             schema: Some(String::new()),
+            struct_schema: None,
             options: BTreeMap::new(),
         }
     }
@@ -50,7 +54,12 @@ impl DataFrameReader {
     /// The schema, instead of inferring it: a DDL string (`"a INT, b STRING"`) or a typed
     /// [`StructType`](crate::types::StructType) (sent as its JSON, as PySpark does).
     pub fn schema(mut self, schema: impl Into<SchemaSpec>) -> Self {
-        self.schema = Some(schema.into().to_reader_string());
+        let schema = schema.into();
+        self.schema = Some(schema.to_reader_string());
+        self.struct_schema = match schema {
+            SchemaSpec::Struct(s) => Some(s),
+            SchemaSpec::Ddl(_) => None,
+        };
         self
     }
 
@@ -186,6 +195,49 @@ impl DataFrameReader {
         let predicates = predicates.into_iter().map(str::to_string).collect();
         self.jdbc_options(url, table, properties)
             .data_source(vec![], predicates)
+    }
+
+    /// Parses a DataFrame of one string column (JSON lines, CSV lines or XML records) with
+    /// this reader's options and schema (inferred when none is set; a DDL schema is parsed by
+    /// the server first).
+    async fn parse(self, df: &DataFrame, format: pb::parse::ParseFormat) -> Result<DataFrame> {
+        let schema = match (&self.struct_schema, self.schema.as_deref()) {
+            (Some(s), _) => Some(s.to_proto()),
+            (None, Some(ddl)) if !ddl.is_empty() => {
+                Some(self.session.parse_ddl(ddl).await?.to_proto())
+            }
+            _ => None,
+        };
+        let rel = self.session.relation(RelType::Parse(Box::new(pb::Parse {
+            input: Some(Box::new(df.plan.clone())),
+            format: format as i32,
+            schema,
+            options: self.options.into_iter().collect(),
+        })));
+        Ok(DataFrame::new(self.session, rel))
+    }
+
+    /// Parses the JSON strings of `df`'s single string column, one record each (PySpark's
+    /// `json` with a DataFrame).
+    ///
+    /// ```no_run
+    /// # async fn run(spark: sc_client::SparkSession, lines: sc_client::DataFrame) -> sc_client::Result<()> {
+    /// let parsed = spark.read().schema("a INT, b STRING").json_dataset(&lines).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn json_dataset(self, df: &DataFrame) -> Result<DataFrame> {
+        self.parse(df, pb::parse::ParseFormat::Json).await
+    }
+
+    /// Parses the CSV lines of `df`'s single string column (PySpark's `csv` with a DataFrame).
+    pub async fn csv_dataset(self, df: &DataFrame) -> Result<DataFrame> {
+        self.parse(df, pb::parse::ParseFormat::Csv).await
+    }
+
+    /// Parses the XML records of `df`'s single string column; set the row element with
+    /// `.option("rowTag", ...)` (PySpark's `xml` with a DataFrame).
+    pub async fn xml_dataset(self, df: &DataFrame) -> Result<DataFrame> {
+        self.parse(df, pb::parse::ParseFormat::Xml).await
     }
 
     /// Reads a table or view.

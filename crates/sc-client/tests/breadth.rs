@@ -609,6 +609,61 @@ async fn readers_and_writers() {
     let files = csv.select([csv.metadata_column("_metadata").get_field("file_path")]);
     assert!(column(&files, "_metadata.file_path").await[0].contains("/csv/"));
 
+    // DataFrames of strings parsed as JSON (typed schema), CSV (a DDL schema, parsed by the
+    // server) and XML.
+    let json = values(
+        &spark,
+        r#"select * from values ('{"id": 1, "name": "ann", "score": 30.5}'), ('{"id": 2, "name": "bob", "score": 41.0}') as l(value)"#,
+    )
+    .await;
+    let parsed = spark
+        .read()
+        .schema(&schema)
+        .json_dataset(&json)
+        .await
+        .unwrap();
+    assert_eq!(rows(&parsed).await, want);
+    let lines = values(
+        &spark,
+        "select * from values ('1;ann;30.5'), ('2;bob;41.0') as l(value)",
+    )
+    .await;
+    let parsed = spark
+        .read()
+        .option("sep", ";")
+        .schema("id INT, name STRING, score DOUBLE")
+        .csv_dataset(&lines)
+        .await
+        .unwrap();
+    assert_eq!(rows(&parsed).await, want);
+    assert_eq!(parsed.struct_type().await.unwrap(), schema);
+    let records = values(
+        &spark,
+        "select * from values ('<p><id>1</id><name>ann</name><score>30.5</score></p>'), \
+         ('<p><id>2</id><name>bob</name><score>41.0</score></p>') as l(value)",
+    )
+    .await;
+    let parsed = spark
+        .read()
+        .option("rowTag", "p")
+        .schema(&schema)
+        .xml_dataset(&records)
+        .await
+        .unwrap();
+    assert_eq!(rows(&parsed).await, want);
+
+    // DDL and typed schemas, converted by the server.
+    let ddl = spark.to_ddl(&schema).await.unwrap();
+    assert_eq!(ddl, "id INT,name STRING,score DOUBLE");
+    assert_eq!(
+        spark.parse_ddl(&ddl).await.unwrap(),
+        DataType::Struct(schema.clone())
+    );
+    assert_eq!(
+        spark.parse_ddl("array<bigint>").await.unwrap(),
+        DataType::array(DataType::Long, true)
+    );
+
     // JDBC into Derby (in memory, inside the server): write, then read three ways.
     let url = format!("jdbc:derby:memory:{};create=true", unique("rw"));
     people

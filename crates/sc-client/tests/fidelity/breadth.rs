@@ -38,6 +38,12 @@ fn call(name: &str, args: impl IntoIterator<Item = Column>) -> Column {
     Column::call(name, args)
 }
 
+fn small() -> StructType {
+    StructType::empty()
+        .add("id", DataType::Long, true)
+        .add("name", DataType::String, true)
+}
+
 /// The DataFrame cases.
 pub(crate) fn build(name: &str, spark: &SparkSession) -> Option<DataFrame> {
     let t = || spark.table("t");
@@ -261,6 +267,42 @@ pub(crate) async fn build_plan(name: &str, cap: &Capture) -> Option<Plan> {
                     .table("t")
                     .local_checkpoint(false, Some(StorageLevel::DISK_ONLY))
                     .await;
+            })
+            .await
+        }
+        // --- parsing DataFrames of strings
+        "read_json_dataset" => {
+            cap.plan_of(async |s| {
+                let lines = s.table("lines");
+                let df = s.read().schema(small()).json_dataset(&lines).await.unwrap();
+                let _ = df.collect().await;
+            })
+            .await
+        }
+        "read_csv_dataset" => {
+            cap.plan_of(async |s| {
+                let lines = s.table("lines");
+                let df = s
+                    .read()
+                    .option("sep", ";")
+                    .csv_dataset(&lines)
+                    .await
+                    .unwrap();
+                let _ = df.collect().await;
+            })
+            .await
+        }
+        "read_xml_dataset" => {
+            cap.plan_of(async |s| {
+                let lines = s.table("lines");
+                let df = s
+                    .read()
+                    .option("rowTag", "p")
+                    .schema(small())
+                    .xml_dataset(&lines)
+                    .await
+                    .unwrap();
+                let _ = df.collect().await;
             })
             .await
         }

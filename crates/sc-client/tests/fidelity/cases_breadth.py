@@ -96,6 +96,7 @@ SCHEMA = StructType(
         StructField("flag", BooleanType(), True),
     ]
 )
+SMALL = StructType([StructField("id", LongType(), True), StructField("name", StringType(), True)])
 URL = "jdbc:derby:memory:db;create=true"
 
 CASES = {
@@ -180,6 +181,11 @@ CASES = {
     "read_jdbc": lambda: spark.read.jdbc(URL, "T", properties={"user": "u", "password": "p"}),
     "read_jdbc_partitioned": lambda: spark.read.jdbc(URL, "T", column="id", lowerBound=0, upperBound=100, numPartitions=4),
     "read_jdbc_predicates": lambda: spark.read.jdbc(URL, "T", predicates=['"a" < 1', '"a" >= 1']),
+    "read_json_dataset": lambda: _capture(lambda: spark.read.schema(SMALL).json(spark.table("lines")).collect()),
+    "read_csv_dataset": lambda: _capture(lambda: spark.read.option("sep", ";").csv(spark.table("lines")).collect()),
+    "read_xml_dataset": lambda: _capture(
+        lambda: spark.read.option("rowTag", "p").schema(SMALL).xml(spark.table("lines")).collect()
+    ),
     # --- DataFrameWriter
     "write_parquet_partitioned": lambda: _capture(lambda: t().write.mode("overwrite").partitionBy("b").parquet("/out")),
     "write_csv_option": lambda: _capture(lambda: t().write.option("header", True).csv("/out")),
