@@ -72,6 +72,27 @@
 //! [`ControlPlaneClient`] creates sessions on the proxy's control plane and returns a
 //! [`SparkSession`] already bound to one (with the `x-spark-connect-session-id` header).
 //!
+//! # Statistics, observed metrics, table writes and the catalog
+//!
+//! [`DataFrame::stat`] computes correlations, covariances, exact or approximate quantiles,
+//! contingency tables, frequent items and stratified samples; [`DataFrame::observe`] collects
+//! metrics while a query runs ([`Observation`]); [`DataFrame::write_to`] writes through Spark's V2
+//! catalogs ([`DataFrameWriterV2`]) and [`DataFrame::merge_into`] merges into a table
+//! ([`MergeIntoWriter`]); [`Catalog`] has every method of PySpark's; [`SparkSession::tvf`] calls
+//! table-valued functions; schemas can be typed ([`types::StructType`]).
+//!
+//! ```no_run
+//! # async fn run(spark: sc_client::SparkSession) -> sc_client::Result<()> {
+//! use sc_client::functions::{col, count, lit};
+//! use sc_client::types::{DataType, StructType};
+//! let df = spark.sql("select id, id * 2 as twice from range(100)").await?;
+//! let median = df.stat().approx_quantile(["id"], &[0.5], 0.0).await?;
+//! let schema = StructType::empty().add("id", DataType::Long, false);
+//! df.to(&schema).write_to("ids").using("parquet").create().await?;
+//! let tables = spark.catalog().list_tables(None, Some("id*")).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Building plans without a server
 //!
 //! Transformations never touch the network, so plans can be inspected offline:
