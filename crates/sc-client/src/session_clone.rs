@@ -23,19 +23,21 @@ impl SparkSession {
     /// A copy of this session made by the server (the CloneSession call of Spark 4.1+): the new
     /// session starts with this one's SQL configuration, temporary views, registered functions
     /// and current catalog and database, then the two evolve independently. `new_session_id`
-    /// (a UUID) names the copy; a random one when `None`.
+    /// (a UUID) names the copy; a random one when `None`. The request always names the copy, so
+    /// a gateway in front of several servers (this project's proxy) can route the copy to the
+    /// server that holds it.
     ///
     /// A server older than 4.1 answers `UNIMPLEMENTED`, returned as [`Error::Rpc`].
     pub async fn clone_session(&self, new_session_id: Option<&str>) -> Result<SparkSession> {
-        let requested = match new_session_id {
-            Some(id) => Some(uuid::Uuid::parse_str(id).map_err(|_| {
+        let want = match new_session_id {
+            Some(id) => uuid::Uuid::parse_str(id).map_err(|_| {
                 Error::InvalidArgument(format!("the new session id must be a UUID, got '{id}'"))
-            })?),
-            None => None,
+            })?,
+            None => uuid::Uuid::new_v4(),
         };
         let resp = self
             .client
-            .clone_session(requested.map(|u| u.to_string()))
+            .clone_session(Some(want.to_string()))
             .await
             .map_err(|e| match e {
                 Error::Rpc {
@@ -55,17 +57,11 @@ impl SparkSession {
                 resp.new_session_id
             ))
         })?;
-        if let Some(want) = requested
-            && want != id
-        {
+        if want != id {
             return Err(Error::Protocol(format!(
                 "CloneSession returned session {id}, not the requested {want}"
             )));
         }
-        let clone = self.sibling(id);
-        if !resp.new_server_side_session_id.is_empty() {
-            clone.client.check_ssid(&resp.new_server_side_session_id)?;
-        }
-        Ok(clone)
+        Ok(self.sibling(id))
     }
 }
