@@ -3,7 +3,7 @@
 
 use sc_client::functions::*;
 use sc_client::proto::Plan;
-use sc_client::types::{DataType, StructField, StructType};
+use sc_client::types::{DataType, DayTimeField, StructField, StructType, YearMonthField};
 use sc_client::{Column, DataFrame, JoinType, Observation, SaveMode, SparkSession, StorageLevel};
 
 use super::capture::Capture;
@@ -36,6 +36,56 @@ fn schema() -> StructType {
 
 fn call(name: &str, args: impl IntoIterator<Item = Column>) -> Column {
     Column::call(name, args)
+}
+
+fn other_types() -> StructType {
+    StructType::new([
+        StructField::new("by", DataType::Byte, true),
+        StructField::new("sh", DataType::Short, true),
+        StructField::new("fl", DataType::Float, true),
+        StructField::new("bin", DataType::Binary, true),
+        StructField::new("nul", DataType::Null, true),
+        StructField::new("ch", DataType::Char(3), true),
+        StructField::new("vc", DataType::Varchar(10), true),
+        StructField::new("tm", DataType::Time(3), true),
+        StructField::new("var", DataType::Variant, true),
+        StructField::new("dti", DataType::day_time_interval(), true),
+        StructField::new(
+            "dth",
+            DataType::DayTimeInterval {
+                start: DayTimeField::Day,
+                end: DayTimeField::Hour,
+            },
+            true,
+        ),
+        StructField::new("ymi", DataType::year_month_interval(), true),
+        StructField::new(
+            "mon",
+            DataType::YearMonthInterval {
+                start: YearMonthField::Month,
+                end: YearMonthField::Month,
+            },
+            true,
+        ),
+        StructField::new("cal", DataType::CalendarInterval, true),
+    ])
+}
+
+fn annotated() -> StructType {
+    let mut meta = serde_json::Map::new();
+    meta.insert("comment".into(), "the key".into());
+    StructType::new([
+        StructField::new("a", DataType::Integer, false).with_metadata(meta),
+        StructField::new(
+            "s",
+            DataType::map(
+                DataType::CollatedString("UTF8_LCASE".into()),
+                DataType::array(DataType::CollatedString("UNICODE_CI".into()), true),
+                true,
+            ),
+            true,
+        ),
+    ])
 }
 
 fn small() -> StructType {
@@ -176,7 +226,56 @@ pub(crate) fn build(name: &str, spark: &SparkSession) -> Option<DataFrame> {
             t().with_metadata("a", m)
         }
         "transform" => t().transform(|d| d.filter(col("a").gt(1))).limit(3),
+        "to_schema_other_types" => t().to(&other_types()),
+        "to_schema_annotated" => t().to(&annotated()),
+        // --- more subqueries and references
+        "exists_in_select" => t().select([u().exists().alias("e")]),
+        "isin_subquery_in_select" => {
+            t().select([col("a").isin_subquery(&u().select(["a"])).alias("x")])
+        }
+        "subquery_in_join_condition" => {
+            let (l, r) = (t().alias("l"), u().alias("r"));
+            let cond = col("l.a")
+                .eq(col("r.a"))
+                .and(col("l.a").gt(spark.table("v").select([min("a")]).scalar()));
+            l.join(&r, cond, JoinType::Inner)
+        }
+        "observe_with_subquery" => t()
+            .observe_named(
+                "m",
+                [(max("a") + u().select([max("a")]).scalar()).alias("x")],
+            )
+            .ok()?,
+        "tvf_with_subquery_argument" => spark
+            .tvf()
+            .explode(array([u().select([max("a")]).scalar()])),
+        "lateral_join_inner_on" => t()
+            .alias("t")
+            .lateral_join(
+                &u().alias("u"),
+                Some(col("t.a").eq(col("u.a"))),
+                JoinType::Inner,
+            )
+            .ok()?,
+        "transpose_after_filter" => t().filter(col("a").gt(0)).transpose_with_index(col("b")),
+        "sample_by_expression" => t()
+            .sample_by(col("a") % 2, [(0, 0.5), (1, 0.1)], Some(1))
+            .ok()?,
+        "freq_items_support" => t().freq_items(["a", "b", "c"], Some(0.9)),
+        "grouping_sets_with_rollup_like" => t()
+            .grouping_sets(
+                vec![vec!["a", "b", "c"], vec!["a", "b"], vec!["a"], vec![]],
+                ["a", "b", "c"],
+            )
+            .agg([count("*").alias("n"), avg("c")]),
+        "repartition_by_range_multi" => t()
+            .repartition_by_range([col("a").asc_nulls_last(), col("b")], Some(8))
+            .ok()?,
         // --- readers
+        "read_schema_annotated" => spark
+            .read()
+            .schema(annotated())
+            .parquet(["/data/x.parquet"]),
         "read_schema_struct" => spark.read().schema(schema()).json(["/data/x.json"]),
         "read_xml" => spark.read().option("rowTag", "book").xml(["/data/x.xml"]),
         "read_jdbc" => spark
@@ -389,7 +488,148 @@ pub(crate) async fn build_plan(name: &str, cap: &Capture) -> Option<Plan> {
             })
             .await
         }
+        "write_mode_append_json" => {
+            cap.plan_of(async |s| {
+                let _ = s
+                    .table("t")
+                    .write()
+                    .mode(SaveMode::Append)
+                    .json("/out")
+                    .await;
+            })
+            .await
+        }
+        "write_mode_ignore_save" => {
+            cap.plan_of(async |s| {
+                let _ = s
+                    .table("t")
+                    .write()
+                    .mode(SaveMode::Ignore)
+                    .format("parquet")
+                    .save("/out")
+                    .await;
+            })
+            .await
+        }
+        "write_mode_error_table" => {
+            cap.plan_of(async |s| {
+                let _ = s
+                    .table("t")
+                    .write()
+                    .mode(SaveMode::ErrorIfExists)
+                    .save_as_table("t5")
+                    .await;
+            })
+            .await
+        }
+        "write_save_to_source" => {
+            cap.plan_of(async |s| {
+                let _ = s
+                    .table("t")
+                    .write()
+                    .format("noop")
+                    .mode(SaveMode::Overwrite)
+                    .save_to_source()
+                    .await;
+            })
+            .await
+        }
         // --- DataFrameWriterV2
+        "write_to_partition_transforms" => {
+            cap.plan_of(async |s| {
+                let _ = s
+                    .table("t")
+                    .write_to("t")
+                    .partitioned_by([
+                        call("bucket", [lit(4), col("a")]),
+                        call("days", [col("d")]),
+                        call("hours", [col("ts")]),
+                    ])
+                    .create_or_replace()
+                    .await;
+            })
+            .await
+        }
+        "write_to_overwrite_by_name" => {
+            cap.plan_of(async |s| {
+                let _ = s.table("t").write_to("t").overwrite("flag").await;
+            })
+            .await
+        }
+        "merge_into_conditional_update_only" => {
+            cap.plan_of(async |s| {
+                let _ = s
+                    .table("t")
+                    .merge_into("target", expr("target.a = a"))
+                    .when_matched(Some(col("c").gt(0)))
+                    .update([("c", col("c") * 2)])
+                    .merge()
+                    .await;
+            })
+            .await
+        }
+        "merge_into_insert_only" => {
+            cap.plan_of(async |s| {
+                let _ = s
+                    .table("t")
+                    .merge_into("target", expr("target.a = a"))
+                    .when_not_matched(None)
+                    .insert([("a", col("a"))])
+                    .merge()
+                    .await;
+            })
+            .await
+        }
+        "cat_list_catalogs_all" => {
+            cap.plan_of(async |s| {
+                let _ = s.catalog().list_catalogs(None).await;
+            })
+            .await
+        }
+        "cat_list_databases_all" => {
+            cap.plan_of(async |s| {
+                let _ = s.catalog().list_databases(None).await;
+            })
+            .await
+        }
+        "cat_list_tables_all" => {
+            cap.plan_of(async |s| {
+                let _ = s.catalog().list_tables(None, None).await;
+            })
+            .await
+        }
+        "cat_list_functions_all" => {
+            cap.plan_of(async |s| {
+                let _ = s.catalog().list_functions(None, None).await;
+            })
+            .await
+        }
+        "cat_create_database_plain" => {
+            cap.plan_of(async |s| {
+                let _ = s.catalog().create_database("db2", false, []).await;
+            })
+            .await
+        }
+        "cat_create_table_path_only" => {
+            cap.plan_of(async |s| {
+                let _ = s
+                    .catalog()
+                    .create_table("t7")
+                    .path("/data/t7")
+                    .create()
+                    .await;
+            })
+            .await
+        }
+        "cat_register_function_untyped" => {
+            cap.plan_of(async |s| {
+                let _ = s
+                    .catalog()
+                    .register_function("f", "com.example.F", None)
+                    .await;
+            })
+            .await
+        }
         "write_to_create" => {
             cap.plan_of(async |s| {
                 let _ = s

@@ -15,7 +15,19 @@ from pyspark.sql.connect.proto import base_pb2
 from pyspark.storagelevel import StorageLevel
 from pyspark.sql.types import (
     ArrayType,
+    BinaryType,
     BooleanType,
+    ByteType,
+    CharType,
+    DayTimeIntervalType,
+    FloatType,
+    NullType,
+    ShortType,
+    TimeType,
+    VarcharType,
+    VariantType,
+    YearMonthIntervalType,
+    CalendarIntervalType,
     DateType,
     DecimalType,
     DoubleType,
@@ -97,6 +109,30 @@ SCHEMA = StructType(
     ]
 )
 SMALL = StructType([StructField("id", LongType(), True), StructField("name", StringType(), True)])
+OTHER_TYPES = StructType(
+    [
+        StructField("by", ByteType(), True),
+        StructField("sh", ShortType(), True),
+        StructField("fl", FloatType(), True),
+        StructField("bin", BinaryType(), True),
+        StructField("nul", NullType(), True),
+        StructField("ch", CharType(3), True),
+        StructField("vc", VarcharType(10), True),
+        StructField("tm", TimeType(3), True),
+        StructField("var", VariantType(), True),
+        StructField("dti", DayTimeIntervalType(), True),
+        StructField("dth", DayTimeIntervalType(DayTimeIntervalType.DAY, DayTimeIntervalType.HOUR), True),
+        StructField("ymi", YearMonthIntervalType(), True),
+        StructField("mon", YearMonthIntervalType(YearMonthIntervalType.MONTH), True),
+        StructField("cal", CalendarIntervalType(), True),
+    ]
+)
+ANNOTATED = StructType(
+    [
+        StructField("a", IntegerType(), False, {"comment": "the key"}),
+        StructField("s", MapType(StringType("UTF8_LCASE"), ArrayType(StringType("UNICODE_CI"))), True),
+    ]
+)
 URL = "jdbc:derby:memory:db;create=true"
 
 CASES = {
@@ -175,7 +211,24 @@ CASES = {
     "to_schema_collation": lambda: t().to(StructType([StructField("b", StringType("UTF8_LCASE"), True)])),
     "with_metadata": lambda: t().withMetadata("a", {"comment": "the key"}),
     "transform": lambda: t().transform(lambda d: d.filter(F.col("a") > 1)).limit(3),
+    "to_schema_other_types": lambda: t().to(OTHER_TYPES),
+    "to_schema_annotated": lambda: t().to(ANNOTATED),
+    # --- more subqueries and references
+    "exists_in_select": lambda: t().select(u().exists().alias("e")),
+    "isin_subquery_in_select": lambda: t().select(F.col("a").isin(u().select("a")).alias("x")),
+    "subquery_in_join_condition": lambda: t().alias("l").join(
+        u().alias("r"), (F.col("l.a") == F.col("r.a")) & (F.col("l.a") > spark.table("v").select(F.min("a")).scalar())
+    ),
+    "observe_with_subquery": lambda: t().observe("m", (F.max("a") + u().select(F.max("a")).scalar()).alias("x")),
+    "tvf_with_subquery_argument": lambda: spark.tvf.explode(F.array(u().select(F.max("a")).scalar())),
+    "lateral_join_inner_on": lambda: t().alias("t").lateralJoin(u().alias("u"), F.col("t.a") == F.col("u.a"), "inner"),
+    "transpose_after_filter": lambda: t().filter(F.col("a") > 0).transpose(F.col("b")),
+    "sample_by_expression": lambda: t().sampleBy(F.col("a") % 2, {0: 0.5, 1: 0.1}, seed=1),
+    "freq_items_support": lambda: t().freqItems(["a", "b", "c"], 0.9),
+    "grouping_sets_with_rollup_like": lambda: t().groupingSets([["a", "b", "c"], ["a", "b"], ["a"], []], "a", "b", "c").agg(F.count("*").alias("n"), F.avg("c")),
+    "repartition_by_range_multi": lambda: t().repartitionByRange(8, F.col("a").asc_nulls_last(), "b"),
     # --- readers
+    "read_schema_annotated": lambda: spark.read.schema(ANNOTATED).parquet("/data/x.parquet"),
     "read_schema_struct": lambda: spark.read.schema(SCHEMA).json("/data/x.json"),
     "read_xml": lambda: spark.read.xml("/data/x.xml", rowTag="book"),
     "read_jdbc": lambda: spark.read.jdbc(URL, "T", properties={"user": "u", "password": "p"}),
@@ -196,6 +249,10 @@ CASES = {
     "write_options_cluster_by": lambda: _capture(lambda: t().write.options(a="1", b="2").clusterBy("a").saveAsTable("t2")),
     "write_bucket_sort": lambda: _capture(lambda: t().write.bucketBy(4, "a").sortBy("b").saveAsTable("t3")),
     "write_insert_into": lambda: _capture(lambda: t().write.insertInto("t4")),
+    "write_mode_append_json": lambda: _capture(lambda: t().write.mode("append").json("/out")),
+    "write_mode_ignore_save": lambda: _capture(lambda: t().write.mode("ignore").format("parquet").save("/out")),
+    "write_mode_error_table": lambda: _capture(lambda: t().write.mode("error").saveAsTable("t5")),
+    "write_save_to_source": lambda: _capture(lambda: t().write.format("noop").mode("overwrite").save()),
     # --- DataFrameWriterV2
     "write_to_create": lambda: _capture(
         lambda: t().writeTo("cat.db.t").using("parquet").partitionedBy("a", F.years("d")).tableProperty("k", "v").option("o", "1").create()
@@ -205,6 +262,10 @@ CASES = {
     "write_to_append": lambda: _capture(lambda: t().writeTo("t").append()),
     "write_to_overwrite": lambda: _capture(lambda: t().writeTo("t").overwrite(F.col("a") > 1)),
     "write_to_overwrite_partitions": lambda: _capture(lambda: t().writeTo("t").overwritePartitions()),
+    "write_to_partition_transforms": lambda: _capture(
+        lambda: t().writeTo("t").partitionedBy(F.bucket(4, "a"), F.days("d"), F.hours("ts")).createOrReplace()
+    ),
+    "write_to_overwrite_by_name": lambda: _capture(lambda: t().writeTo("t").overwrite("flag")),
     "write_to_options_cluster_by": lambda: _capture(lambda: t().writeTo("t").options(a="1", b="2").clusterBy("a", "b").create()),
     # --- MergeIntoWriter
     "merge_into_all_clauses": lambda: _capture(
@@ -231,7 +292,20 @@ CASES = {
     "merge_into_by_source_update_all": lambda: _capture(
         lambda: t().mergeInto("target", F.expr("target.a = a")).whenNotMatchedBySource().updateAll().merge()
     ),
+    "merge_into_conditional_update_only": lambda: _capture(
+        lambda: t().mergeInto("target", F.expr("target.a = a")).whenMatched(F.col("c") > 0).update({"c": F.col("c") * 2}).merge()
+    ),
+    "merge_into_insert_only": lambda: _capture(
+        lambda: t().mergeInto("target", F.expr("target.a = a")).whenNotMatched().insert({"a": F.col("a")}).merge()
+    ),
     # --- catalog
+    "cat_list_catalogs_all": lambda: _capture(lambda: spark.catalog.listCatalogs()),
+    "cat_list_databases_all": lambda: _capture(lambda: spark.catalog.listDatabases()),
+    "cat_list_tables_all": lambda: _capture(lambda: spark.catalog.listTables()),
+    "cat_list_functions_all": lambda: _capture(lambda: spark.catalog.listFunctions()),
+    "cat_create_database_plain": lambda: _capture(lambda: spark.catalog.createDatabase("db2")),
+    "cat_create_table_path_only": lambda: _capture(lambda: spark.catalog.createTable("t7", "/data/t7")),
+    "cat_register_function_untyped": lambda: _capture(lambda: spark.udf.registerJavaFunction("f", "com.example.F")),
     "cat_current_catalog": lambda: _capture(lambda: spark.catalog.currentCatalog()),
     "cat_set_current_catalog": lambda: _capture(lambda: spark.catalog.setCurrentCatalog("spark_catalog")),
     "cat_list_catalogs": lambda: _capture(lambda: spark.catalog.listCatalogs("spark*")),
