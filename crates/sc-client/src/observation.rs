@@ -374,13 +374,19 @@ impl DataFrame {
     /// Computes the aggregate `exprs` (named with [`Column::alias`]) over the rows as they pass
     /// while an action runs this DataFrame, and hands them to `observation`.
     ///
-    /// Fails when `exprs` is empty or the observation was already attached to a DataFrame.
+    /// Fails when `exprs` is empty, the observation's name is empty, or the observation was
+    /// already attached to a DataFrame.
     pub fn observe(
         &self,
         observation: &Observation,
         exprs: impl IntoIterator<Item = Column>,
     ) -> Result<DataFrame> {
         let exprs = metric_exprs(exprs)?;
+        if observation.name().is_empty() {
+            return Err(Error::InvalidArgument(
+                "an observation needs a non-empty name (or use Observation::unnamed)".into(),
+            ));
+        }
         if observation.inner.attached.swap(true, Ordering::AcqRel) {
             return Err(Error::InvalidArgument(format!(
                 "observation '{}' is already attached to a DataFrame; use a new Observation",
@@ -463,6 +469,26 @@ mod tests {
             errors: vec![],
         }]);
         assert_eq!(obs.get().unwrap().get("n"), Some(&MetricValue::Int(7)));
+    }
+
+    #[tokio::test]
+    async fn observe_refuses_bad_arguments() {
+        let spark = crate::SparkSession::builder()
+            .remote("sc://127.0.0.1:1")
+            .build()
+            .await
+            .unwrap();
+        let df = spark.range(0, 1);
+        let one = || [crate::functions::lit(1).alias("one")];
+        assert!(df.observe(&Observation::new(""), one()).is_err());
+        assert!(
+            df.observe(&Observation::unnamed(), Vec::<Column>::new())
+                .is_err()
+        );
+        assert!(df.observe_named("m", Vec::<Column>::new()).is_err());
+        let obs = Observation::unnamed();
+        assert!(df.observe(&obs, one()).is_ok());
+        assert!(df.observe(&obs, one()).is_err(), "attached twice");
     }
 
     #[test]
