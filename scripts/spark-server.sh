@@ -7,9 +7,9 @@
 #
 # ADDRESS is the loopback address the server's gRPC port binds (default 127.0.0.1); servers on
 # different addresses (127.0.0.2, 127.0.0.3, ...) may share one port, e.g. for DNS records that
-# differ only by address. Each server keeps its log, pid, scratch and warehouse under
-# $REPO/.local/spark/NAME/. `start` on a server that is already up on the same address and port
-# does nothing.
+# differ only by address. Each server keeps its log, pid, scratch, warehouse and checkpoint
+# directory (for DataFrame.checkpoint) under $REPO/.local/spark/NAME/. `start` on a server that
+# is already up on the same address and port does nothing.
 # Environment: SC_SPARK_START_TIMEOUT (seconds, default 120), SC_SPARK_DRIVER_MEMORY (default 2g),
 # SC_SPARK_AUTH_TOKEN (the server demands this pre-shared token; written to its spark-defaults.conf).
 set -euo pipefail
@@ -99,7 +99,7 @@ cmd_start() {
     ls "$spark_home"/jars/spark-connect_*.jar >/dev/null 2>&1 ||
         die "the pyspark in $VENV has no Spark Connect server jar (need pyspark >= 4.0)"
 
-    mkdir -p "$dir/tmp" "$dir/warehouse" "$dir/conf" "$LOCAL_DIR/ivy"
+    mkdir -p "$dir/tmp" "$dir/warehouse" "$dir/checkpoints" "$dir/conf" "$LOCAL_DIR/ivy"
     # SC_SPARK_AUTH_TOKEN: the server demands this pre-shared token. It goes into the server's
     # own spark-defaults.conf (readable by this user only), so it is part of Spark's
     # configuration, as an operator would set it, and never on a command line.
@@ -141,6 +141,7 @@ cmd_start() {
             --conf spark.local.dir="$dir/tmp" \
             --conf spark.jars.ivy="$LOCAL_DIR/ivy" \
             --conf spark.sql.warehouse.dir="$dir/warehouse" \
+            --conf spark.checkpoint.dir="$dir/checkpoints" \
             --conf spark.sql.catalogImplementation=in-memory \
             --conf spark.sql.shuffle.partitions=4 \
             --conf "spark.driver.extraJavaOptions=-Djava.io.tmpdir=$dir/tmp" \

@@ -196,6 +196,49 @@ pub(crate) struct Shared {
     pub(crate) progress_handlers: RwLock<Vec<ProgressHandler>>,
     pub(crate) tags: RwLock<Vec<String>>,
     pub(crate) reattaches: AtomicU64,
+    /// The DataFrames subquery expressions of this session refer to.
+    pub(crate) subqueries: crate::subquery::SubqueryPlans,
+    /// The observations waiting for metrics from this session's executions.
+    pub(crate) observations: crate::observation::Observations,
+}
+
+impl Shared {
+    /// The state of a session that has made no call yet.
+    pub(crate) fn new(
+        session_id: String,
+        user_context: pb::UserContext,
+        client_type: String,
+        retry: RetryPolicy,
+        max_message_size: usize,
+    ) -> Shared {
+        Shared {
+            session_id,
+            user_context,
+            client_type,
+            retry,
+            max_message_size,
+            server_side_session_id: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+            plan_ids: AtomicI64::new(0),
+            progress_handlers: RwLock::new(Vec::new()),
+            tags: RwLock::new(Vec::new()),
+            reattaches: AtomicU64::new(0),
+            subqueries: Default::default(),
+            observations: Default::default(),
+        }
+    }
+
+    /// The state of another session on the same connection, with the same settings: a fresh
+    /// plan-id counter, no tags, handlers, subqueries or observations.
+    pub(crate) fn fork(&self, session_id: String) -> Shared {
+        Shared::new(
+            session_id,
+            self.user_context.clone(),
+            self.client_type.clone(),
+            self.retry.clone(),
+            self.max_message_size,
+        )
+    }
 }
 
 /// A cheap-to-clone handle on the gRPC service, with the session's identity.
@@ -279,7 +322,10 @@ impl SparkClient {
         self.ensure_running()?;
         let mut attempt = 0;
         loop {
-            match call(self.grpc.clone(), req.clone()).await {
+            // Boxed: a tonic call's future is tens of KiB, and every async API method that
+            // awaits one would otherwise carry it inline (deep enough to overflow a 2 MiB
+            // stack in a debug build of a caller that awaits many of them).
+            match Box::pin(call(self.grpc.clone(), req.clone())).await {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(status) if is_retriable(&status) && attempt < self.shared.retry.max_retries => {
                     let wait = self.shared.retry.backoff(attempt);
@@ -306,7 +352,8 @@ impl SparkClient {
                 error_id,
                 client_type: Some(self.shared.client_type.clone()),
             };
-            match self.grpc.clone().fetch_error_details(req).await {
+            let mut grpc = self.grpc.clone();
+            match Box::pin(grpc.fetch_error_details(req)).await {
                 Ok(details) => spark.apply_details(details.get_ref()),
                 Err(e) => tracing::debug!(error = %e, "fetching error details failed"),
             }
@@ -320,16 +367,18 @@ impl SparkClient {
         &self,
         analyze: pb::analyze_plan_request::Analyze,
     ) -> Result<pb::analyze_plan_response::Result> {
-        let req = pb::AnalyzePlanRequest {
+        // Boxed: the request is a few KiB (its oneof keeps every variant inline), and the retry
+        // loop holds copies of it.
+        let req = Box::new(pb::AnalyzePlanRequest {
             session_id: self.shared.session_id.clone(),
             client_observed_server_side_session_id: self.observed_ssid(),
             user_context: Some(self.shared.user_context.clone()),
             client_type: Some(self.shared.client_type.clone()),
             analyze: Some(analyze),
-        };
-        self.check_size(&req)?;
+        });
+        self.check_size(req.as_ref())?;
         let resp = self
-            .unary(req, |mut g, r| async move { g.analyze_plan(r).await })
+            .unary(req, |mut g, r| async move { g.analyze_plan(*r).await })
             .await?;
         self.check_ssid(&resp.server_side_session_id)?;
         resp.result
@@ -372,6 +421,24 @@ impl SparkClient {
             .await?;
         self.check_ssid(&resp.server_side_session_id)?;
         Ok(resp.interrupted_ids)
+    }
+
+    pub(crate) async fn clone_session(
+        &self,
+        new_session_id: Option<String>,
+    ) -> Result<pb::CloneSessionResponse> {
+        let req = pb::CloneSessionRequest {
+            session_id: self.shared.session_id.clone(),
+            client_observed_server_side_session_id: self.observed_ssid(),
+            user_context: Some(self.shared.user_context.clone()),
+            client_type: Some(self.shared.client_type.clone()),
+            new_session_id,
+        };
+        let resp = self
+            .unary(req, |mut g, r| async move { g.clone_session(r).await })
+            .await?;
+        self.check_ssid(&resp.server_side_session_id)?;
+        Ok(resp)
     }
 
     pub(crate) async fn release_session(&self) -> Result<()> {
@@ -663,6 +730,12 @@ impl ExecState {
                         &resp.response_type
                     {
                         self.client.report_progress(&self.operation_id, p);
+                    }
+                    if !resp.observed_metrics.is_empty() {
+                        self.client
+                            .shared
+                            .observations
+                            .deliver(&resp.observed_metrics);
                     }
                     if matches!(
                         resp.response_type,

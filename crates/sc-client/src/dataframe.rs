@@ -186,7 +186,7 @@ impl StorageLevel {
         deserialized: false,
         replication: 1,
     };
-    fn to_proto(self) -> pb::StorageLevel {
+    pub(crate) fn to_proto(self) -> pb::StorageLevel {
         pb::StorageLevel {
             use_disk: self.use_disk,
             use_memory: self.use_memory,
@@ -250,8 +250,14 @@ impl DataFrame {
         self.plan.common.as_ref().and_then(|c| c.plan_id)
     }
 
-    fn wrap(&self, rel: RelType) -> DataFrame {
-        DataFrame::new(self.session.clone(), self.session.relation(rel))
+    /// A DataFrame of a new plan node over this one (in `WithRelations` when its expressions
+    /// use subqueries).
+    pub(crate) fn wrap(&self, rel: RelType) -> DataFrame {
+        let rel = self.session.relation(rel);
+        DataFrame::new(
+            self.session.clone(),
+            self.session.with_subquery_references(rel),
+        )
     }
 
     /// A column of this DataFrame, bound to it (so it stays unambiguous in a self-join).
@@ -1071,6 +1077,7 @@ pub struct GroupedData {
     kind: pb::aggregate::GroupType,
     grouping: Vec<pb::Expression>,
     pivot: Option<pb::aggregate::Pivot>,
+    grouping_sets: Vec<pb::aggregate::GroupingSets>,
 }
 
 impl GroupedData {
@@ -1084,6 +1091,19 @@ impl GroupedData {
             kind,
             grouping: cols.into_iter().map(|c| c.into_column().expr).collect(),
             pivot: None,
+            grouping_sets: vec![],
+        }
+    }
+
+    /// Grouping by `sets` (SQL `GROUPING SETS`), with `cols` as the grouping columns.
+    pub(crate) fn with_grouping_sets<C: IntoColumn>(
+        df: DataFrame,
+        cols: impl IntoIterator<Item = C>,
+        sets: Vec<pb::aggregate::GroupingSets>,
+    ) -> Self {
+        Self {
+            grouping_sets: sets,
+            ..Self::new(df, pb::aggregate::GroupType::GroupingSets, cols)
         }
     }
 
@@ -1095,7 +1115,7 @@ impl GroupedData {
             grouping_expressions: self.grouping.clone(),
             aggregate_expressions: exprs.into_iter().map(|c| c.expr).collect(),
             pivot: self.pivot.clone(),
-            grouping_sets: vec![],
+            grouping_sets: self.grouping_sets.clone(),
         })))
     }
 
@@ -1139,6 +1159,7 @@ impl GroupedData {
                 col: Some(col.expr),
                 values,
             }),
+            grouping_sets: vec![],
         })
     }
 
@@ -1290,6 +1311,7 @@ pub struct BatchStream {
     schema: Option<SchemaRef>,
     done: bool,
     bytes_received: u64,
+    observed: Vec<crate::observation::ObservedMetrics>,
 }
 
 impl BatchStream {
@@ -1300,7 +1322,14 @@ impl BatchStream {
             schema: None,
             done: false,
             bytes_received: 0,
+            observed: Vec::new(),
         }
+    }
+
+    /// The observed metrics received so far ([`DataFrame::observe`] and
+    /// [`DataFrame::observe_named`]); the server sends them when the result is complete.
+    pub fn observed_metrics(&self) -> &[crate::observation::ObservedMetrics] {
+        &self.observed
     }
 
     /// Bytes of Arrow IPC data received so far.
@@ -1340,6 +1369,11 @@ impl Stream for BatchStream {
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(Some(Ok(resp))) => {
+                    self.observed.extend(
+                        resp.observed_metrics
+                            .iter()
+                            .map(crate::observation::ObservedMetrics::from_proto),
+                    );
                     if let Some(pb::execute_plan_response::ResponseType::ArrowBatch(b)) =
                         resp.response_type
                     {

@@ -89,6 +89,27 @@
 //! [`ControlPlaneClient`] creates sessions on the proxy's control plane and returns a
 //! [`SparkSession`] already bound to one (with the `x-spark-connect-session-id` header).
 //!
+//! # Statistics, observed metrics, table writes and the catalog
+//!
+//! [`DataFrame::stat`] computes correlations, covariances, exact or approximate quantiles,
+//! contingency tables, frequent items and stratified samples; [`DataFrame::observe`] collects
+//! metrics while a query runs ([`Observation`]); [`DataFrame::write_to`] writes through Spark's V2
+//! catalogs ([`DataFrameWriterV2`]) and [`DataFrame::merge_into`] merges into a table
+//! ([`MergeIntoWriter`]); [`Catalog`] has every method of PySpark's; [`SparkSession::tvf`] calls
+//! table-valued functions; schemas can be typed ([`types::StructType`]).
+//!
+//! ```no_run
+//! # async fn run(spark: sc_client::SparkSession) -> sc_client::Result<()> {
+//! use sc_client::functions::{col, count, lit};
+//! use sc_client::types::{DataType, StructType};
+//! let df = spark.sql("select id, id * 2 as twice from range(100)").await?;
+//! let median = df.stat().approx_quantile(["id"], &[0.5], 0.0).await?;
+//! let schema = StructType::empty().add("id", DataType::Long, false);
+//! df.to(&schema).write_to("ids").using("parquet").create().await?;
+//! let tables = spark.catalog().list_tables(None, Some("id*")).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Building plans without a server
 //!
 //! Transformations never touch the network, so plans can be inspected offline:
@@ -111,15 +132,26 @@ mod column;
 mod conn;
 mod control;
 mod dataframe;
+mod dataframe_ext;
+mod ddl;
 mod error;
 pub mod functions;
+mod merge;
+mod observation;
 mod reader;
 mod session;
+mod session_clone;
+mod stat;
+mod subquery;
+mod tvf;
 pub mod types;
 mod window;
 mod writer;
+mod writer_v2;
 
-pub use catalog::{Catalog, CatalogColumn, Database, Function, Table};
+pub use catalog::{
+    Catalog, CatalogColumn, CatalogMetadata, CreateTable, Database, Function, Table,
+};
 pub use client::{DEFAULT_MAX_MESSAGE_SIZE, Progress, ProgressHandler, RetryPolicy};
 pub use column::{Column, Date, Decimal, IntoColumn, IntoExpr, Timestamp, TimestampNtz};
 pub use conn::{ConnectionString, DEFAULT_PORT, RESERVED_KEYS};
@@ -129,10 +161,15 @@ pub use dataframe::{
     StorageLevel,
 };
 pub use error::{Error, Result, SparkError};
+pub use merge::{MergeIntoWriter, WhenMatched, WhenNotMatched, WhenNotMatchedBySource};
+pub use observation::{MetricValue, Observation, ObservedMetrics};
 pub use reader::DataFrameReader;
 pub use session::{RuntimeConfig, SPARK_REMOTE_ENV, SparkSession, SparkSessionBuilder};
+pub use stat::DataFrameStatFunctions;
+pub use tvf::TableValuedFunction;
 pub use window::{Window, WindowSpec};
 pub use writer::{DataFrameWriter, SaveMode};
+pub use writer_v2::DataFrameWriterV2;
 
 /// The protocol messages, for building or inspecting raw plans.
 pub use sc_proto::spark::connect as proto;

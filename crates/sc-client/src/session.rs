@@ -2,8 +2,8 @@
 //! artifacts.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -163,23 +163,17 @@ impl SparkSessionBuilder {
             .session_id
             .unwrap_or_else(uuid::Uuid::new_v4)
             .to_string();
-        let shared = Shared {
+        let shared = Shared::new(
             session_id,
-            user_context: pb::UserContext {
+            pb::UserContext {
                 user_id: user_id.clone(),
                 user_name: user_id,
                 extensions: vec![],
             },
             client_type,
-            retry: self.retry.unwrap_or_default(),
-            max_message_size: size,
-            server_side_session_id: Mutex::new(None),
-            stopped: AtomicBool::new(false),
-            plan_ids: AtomicI64::new(0),
-            progress_handlers: RwLock::new(Vec::new()),
-            tags: RwLock::new(Vec::new()),
-            reattaches: AtomicU64::new(0),
-        };
+            self.retry.unwrap_or_default(),
+            size,
+        );
         Ok(SparkSession {
             client: SparkClient::new(grpc, shared),
             conn: Arc::new(conn),
@@ -242,6 +236,20 @@ impl SparkSession {
     /// How many times executions of this session were reattached after a cut stream.
     pub fn reattach_count(&self) -> u64 {
         self.client.shared.reattaches.load(Ordering::Relaxed)
+    }
+
+    /// A session on the same connection, with the same settings and headers, under another
+    /// session id (its server-side state is whatever the server has for that id).
+    pub(crate) fn sibling(&self, session_id: uuid::Uuid) -> SparkSession {
+        let mut conn = (*self.conn).clone();
+        conn.session_id = Some(session_id);
+        SparkSession {
+            client: SparkClient::new(
+                self.client.grpc.clone(),
+                self.client.shared.fork(session_id.to_string()),
+            ),
+            conn: Arc::new(conn),
+        }
     }
 
     pub(crate) fn next_plan_id(&self) -> i64 {
@@ -316,8 +324,11 @@ impl SparkSession {
         for r in responses {
             if let Some(pb::execute_plan_response::ResponseType::SqlCommandResult(res)) =
                 r.response_type
-                && let Some(rel) = res.relation
+                && let Some(mut rel) = res.relation
             {
+                // A plan id of this session, as PySpark gives the result: columns taken from
+                // the DataFrame (and subqueries of it) refer to it.
+                rel.common.get_or_insert_with(Default::default).plan_id = Some(self.next_plan_id());
                 return Ok(DataFrame::new(self.clone(), rel));
             }
         }

@@ -1,17 +1,25 @@
-//! Conversion of Spark Connect data types to Arrow types, matching how Spark encodes results.
+//! Spark data types: a typed model of them ([`DataType`], [`StructType`], [`StructField`]) and
+//! the conversion of Spark Connect's protobuf types to Arrow types, matching how Spark encodes
+//! results.
 
 use std::sync::Arc;
 
 use arrow_schema::{DataType as ArrowType, Field, Fields, IntervalUnit, Schema, TimeUnit};
-use sc_proto::spark::connect::DataType;
+use sc_proto::spark::connect::DataType as ProtoDataType;
 use sc_proto::spark::connect::data_type::Kind;
+
+mod schema;
+pub(crate) use schema::write_python_json;
+pub use schema::{
+    DEFAULT_COLLATION, DataType, DayTimeField, SchemaSpec, StructField, StructType, YearMonthField,
+};
 
 /// The Arrow type Spark uses for a Spark data type in its Arrow results.
 ///
 /// `session_tz` is the time zone attached to timestamps (Spark sends them in UTC microseconds
 /// with the session time zone as metadata; results carry their own schema, so this only matters
 /// for [`DataFrame::schema`](crate::DataFrame::schema)).
-pub fn to_arrow_type(dt: &DataType, session_tz: &str) -> ArrowType {
+pub fn to_arrow_type(dt: &ProtoDataType, session_tz: &str) -> ArrowType {
     match &dt.kind {
         None | Some(Kind::Null(_)) => ArrowType::Null,
         Some(Kind::Binary(_)) => ArrowType::Binary,
@@ -97,7 +105,7 @@ fn struct_fields(s: &sc_proto::spark::connect::data_type::Struct, tz: &str) -> F
 
 /// The Arrow schema of a Spark struct type (a DataFrame's schema); a non-struct type becomes a
 /// one-column schema named `value`.
-pub fn to_arrow_schema(dt: &DataType, session_tz: &str) -> Schema {
+pub fn to_arrow_schema(dt: &ProtoDataType, session_tz: &str) -> Schema {
     match &dt.kind {
         Some(Kind::Struct(s)) => Schema::new(struct_fields(s, session_tz)),
         _ => Schema::new(vec![Field::new(
@@ -115,12 +123,12 @@ mod tests {
 
     #[test]
     fn struct_to_schema() {
-        let dt = DataType {
+        let dt = ProtoDataType {
             kind: Some(Kind::Struct(data_type::Struct {
                 fields: vec![
                     data_type::StructField {
                         name: "id".into(),
-                        data_type: Some(DataType {
+                        data_type: Some(ProtoDataType {
                             kind: Some(Kind::Long(data_type::Long::default())),
                         }),
                         nullable: false,
@@ -128,7 +136,7 @@ mod tests {
                     },
                     data_type::StructField {
                         name: "s".into(),
-                        data_type: Some(DataType {
+                        data_type: Some(ProtoDataType {
                             kind: Some(Kind::String(data_type::String::default())),
                         }),
                         nullable: true,

@@ -1,4 +1,5 @@
-//! [`DataFrameWriter`]: saving DataFrames to files and tables.
+//! [`DataFrameWriter`]: saving DataFrames to files (parquet, csv, json, orc, text, xml), JDBC
+//! databases and tables.
 
 use std::collections::BTreeMap;
 
@@ -58,6 +59,7 @@ pub struct DataFrameWriter {
     partition_by: Vec<String>,
     sort_by: Vec<String>,
     bucket_by: Option<(i32, Vec<String>)>,
+    cluster_by: Vec<String>,
 }
 
 impl DataFrameWriter {
@@ -70,6 +72,7 @@ impl DataFrameWriter {
             partition_by: vec![],
             sort_by: vec![],
             bucket_by: None,
+            cluster_by: vec![],
         }
     }
 
@@ -88,6 +91,15 @@ impl DataFrameWriter {
         self.options.insert(key.to_string(), value.to_string());
         self
     }
+    /// Several data source options.
+    pub fn options<'a>(self, options: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        options.into_iter().fold(self, |w, (k, v)| w.option(k, v))
+    }
+    /// Clusters a table by these columns (for sources that support clustering).
+    pub fn cluster_by<'a>(mut self, cols: impl IntoIterator<Item = &'a str>) -> Self {
+        self.cluster_by = cols.into_iter().map(str::to_string).collect();
+        self
+    }
     /// Partitions the output by these columns.
     pub fn partition_by<'a>(mut self, cols: impl IntoIterator<Item = &'a str>) -> Self {
         self.partition_by = cols.into_iter().map(str::to_string).collect();
@@ -104,7 +116,7 @@ impl DataFrameWriter {
         self
     }
 
-    fn operation(&self, target: SaveType) -> pb::WriteOperation {
+    fn operation(&self, target: Option<SaveType>) -> pb::WriteOperation {
         let mode = match self.mode {
             None => PbMode::Unspecified,
             Some(SaveMode::Append) => PbMode::Append,
@@ -115,7 +127,7 @@ impl DataFrameWriter {
         pb::WriteOperation {
             input: Some(self.df.plan.clone()),
             source: self.format.clone(),
-            save_type: Some(target),
+            save_type: target,
             mode: mode as i32,
             sort_column_names: self.sort_by.clone(),
             partitioning_columns: self.partition_by.clone(),
@@ -127,7 +139,7 @@ impl DataFrameWriter {
                     num_buckets: *n,
                 }),
             options: self.options.clone().into_iter().collect(),
-            clustering_columns: vec![],
+            clustering_columns: self.cluster_by.clone(),
             with_schema_evolution: false,
         }
     }
@@ -136,7 +148,7 @@ impl DataFrameWriter {
     pub fn save_command(&self, path: &str) -> pb::Command {
         pb::Command {
             command_type: Some(pb::command::CommandType::WriteOperation(
-                self.operation(SaveType::Path(path.to_string())),
+                self.operation(Some(SaveType::Path(path.to_string()))),
             )),
         }
     }
@@ -151,25 +163,30 @@ impl DataFrameWriter {
 
     /// Writes to `path`.
     pub async fn save(&self, path: &str) -> Result<()> {
-        self.run(self.operation(SaveType::Path(path.to_string())))
+        self.run(self.operation(Some(SaveType::Path(path.to_string()))))
             .await
+    }
+
+    /// Writes to the target the source's options name, without a path (JDBC, `noop`, ...).
+    pub async fn save_to_source(&self) -> Result<()> {
+        self.run(self.operation(None)).await
     }
 
     /// Writes to the table `name`, creating it if needed.
     pub async fn save_as_table(&self, name: &str) -> Result<()> {
-        self.run(self.operation(SaveType::Table(SaveTable {
+        self.run(self.operation(Some(SaveType::Table(SaveTable {
             table_name: name.to_string(),
             save_method: save_table::TableSaveMethod::SaveAsTable as i32,
-        })))
+        }))))
         .await
     }
 
     /// Inserts into the existing table `name` (by position).
     pub async fn insert_into(&self, name: &str) -> Result<()> {
-        self.run(self.operation(SaveType::Table(SaveTable {
+        self.run(self.operation(Some(SaveType::Table(SaveTable {
             table_name: name.to_string(),
             save_method: save_table::TableSaveMethod::InsertInto as i32,
-        })))
+        }))))
         .await
     }
 
@@ -184,5 +201,33 @@ impl DataFrameWriter {
     /// Writes JSON-lines files to `path`.
     pub async fn json(self, path: &str) -> Result<()> {
         self.format("json").save(path).await
+    }
+    /// Writes ORC files to `path`.
+    pub async fn orc(self, path: &str) -> Result<()> {
+        self.format("orc").save(path).await
+    }
+    /// Writes text files to `path`: the DataFrame must have one string column.
+    pub async fn text(self, path: &str) -> Result<()> {
+        self.format("text").save(path).await
+    }
+    /// Writes XML files to `path`: set the element of a row with `.option("rowTag", "book")`.
+    pub async fn xml(self, path: &str) -> Result<()> {
+        self.format("xml").save(path).await
+    }
+    /// Writes to the table `table` of the database at the JDBC `url` (creating it if needed;
+    /// the mode decides what happens to an existing one); `properties` are JDBC connection
+    /// properties (`user`, `password`, `driver`, ...).
+    pub async fn jdbc<'a>(
+        self,
+        url: &str,
+        table: &str,
+        properties: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<()> {
+        self.format("jdbc")
+            .options(properties)
+            .option("url", url)
+            .option("dbtable", table)
+            .save_to_source()
+            .await
     }
 }

@@ -423,7 +423,7 @@ async fn write_read_catalog() {
         .unwrap();
     let catalog = spark.catalog();
     assert!(catalog.table_exists(&table).await.unwrap());
-    let tables = catalog.list_tables(None).await.unwrap();
+    let tables = catalog.list_tables(None, None).await.unwrap();
     assert!(tables.iter().any(|t| t.name == table), "{tables:?}");
     let cols = catalog.list_columns(&table).await.unwrap();
     assert_eq!(
@@ -443,7 +443,7 @@ async fn write_read_catalog() {
     assert!(catalog.function_exists("abs").await.unwrap());
     assert!(
         !catalog
-            .list_functions(Some("abs"))
+            .list_functions(None, Some("abs"))
             .await
             .unwrap()
             .is_empty()

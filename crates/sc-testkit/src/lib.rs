@@ -45,6 +45,8 @@ pub struct FakeState {
     /// Times the fake "restarted": each one changes its server-side session id, as a real
     /// Spark server's does when it restarts.
     pub restarts: AtomicUsize,
+    /// The plans of the ExecutePlan calls received, in order (for plan-capturing tests).
+    pub plans: Mutex<Vec<pb::Plan>>,
 }
 
 impl FakeState {
@@ -58,6 +60,11 @@ impl FakeState {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// The plans of the ExecutePlan calls received so far.
+    pub fn plans(&self) -> Vec<pb::Plan> {
+        self.plans.lock().unwrap().clone()
     }
 
     pub fn count(&self, method: &str) -> usize {
@@ -115,6 +122,9 @@ impl SparkConnectService for Fake {
             &req.user_context,
             request.metadata(),
         );
+        if let Some(plan) = &req.plan {
+            self.0.plans.lock().unwrap().push(plan.clone());
+        }
         let query = sql_of(&req);
         let name = self.0.ssid();
         let op = req.operation_id.clone().unwrap_or_default();

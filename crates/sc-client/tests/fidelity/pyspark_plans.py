@@ -190,9 +190,14 @@ def main():
         # does (`functions::reset_lambda_variable_ids`).
         UnresolvedNamedLambdaVariable._nextVarNameId = 0
         # `LogicalPlan.to_proto` would ask the server about plan compression; build the root
-        # relation directly instead.
+        # relation directly instead. A case may also return the whole Plan (a command, or what
+        # an action sends).
+        built = build()
         plan = base_pb2.Plan()
-        plan.root.CopyFrom(build()._plan.plan(spark._client))
+        if isinstance(built, base_pb2.Plan):
+            plan.CopyFrom(built)
+        else:
+            plan.root.CopyFrom(built._plan.plan(spark._client))
         clear_origins(plan)
         out.write(f"{name}\t{plan.SerializeToString().hex()}\n")
     out.flush()
