@@ -191,13 +191,14 @@ impl RouterBuilder {
         let policy = self
             .policy
             .unwrap_or_else(|| Arc::new(policy::RoundRobin::default()));
+        let registry = Registry::new(&self.settings.sessions);
         let router = Router {
             inner: Arc::new(Inner {
                 limiter: Arc::new(limits::Limiter::new(self.settings.limits.clone())),
                 settings: self.settings,
                 admin_group: self.admin_group,
                 pool,
-                registry: Registry::default(),
+                registry,
                 policy: arc_swap::ArcSwap::from_pointee(policy),
                 metrics,
                 store: self.store,

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::Inner;
-use crate::registry::{Session, now_ms};
+use crate::registry::{Expiry, Session, now_ms};
 use crate::sessions::CloseReason;
 
 /// The tasks of a router's background work.
@@ -161,8 +161,10 @@ pub(crate) async fn flush(inner: &Inner) {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
+/// Writes the records of the sessions active since the last batch (the registry's dirty list:
+/// the work is the sessions that changed, not all of them).
 fn persist_activity(inner: &Inner) {
-    for session in inner.registry.select(Session::unpersisted) {
+    for session in inner.registry.take_dirty() {
         if session.take_unpersisted() {
             inner.persist(Change::Put(session.record()));
         }
@@ -197,35 +199,46 @@ pub(crate) async fn run(inner: Weak<Inner>) {
     }
 }
 
+/// Closes the sessions that are due (idle or too old), looking only at those whose filed
+/// deadline has come; one that was active since, or is busy, is filed again under its new one.
 async fn expire_sessions(inner: &Inner) {
-    let settings = &inner.settings.sessions;
-    if settings.idle_timeout.is_zero() && settings.max_lifetime.is_zero() {
+    let expiry = inner.registry.expiry;
+    if expiry.idle_ms == 0 && expiry.lifetime_ms == 0 {
         return;
     }
     let now = now_ms();
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let (idle_limit, age_limit) = (ms(settings.idle_timeout), ms(settings.max_lifetime));
-    let reason_for = |session: &Session| {
-        // A session with a call in flight is never expired mid-query.
-        if session.busy() {
-            return None;
+    for session in inner.registry.deadlines.due(now, expiry.granularity_ms) {
+        match expiry_reason(&expiry, &session, now) {
+            Some(reason) => {
+                info!(session_id = %session.id, reason = reason.as_str(), "session expired");
+                inner.close(&session, reason).await;
+            }
+            None => {
+                if let Some(at) = expiry.next_check(&session, now) {
+                    inner
+                        .registry
+                        .deadlines
+                        .file(&session, at, expiry.granularity_ms);
+                }
+            }
         }
-        let idle_for = now.saturating_sub(session.last_active_ms());
-        let age = now.saturating_sub(session.created_at_ms());
-        if idle_limit > 0 && idle_for >= idle_limit {
-            Some(CloseReason::IdleTimeout)
-        } else if age_limit > 0 && age >= age_limit {
-            Some(CloseReason::MaxLifetime)
-        } else {
-            None
-        }
-    };
-    for session in inner.registry.select(|s| reason_for(s).is_some()) {
-        let Some(reason) = reason_for(&session) else {
-            continue;
-        };
-        info!(session_id = %session.id, reason = reason.as_str(), "session expired");
-        inner.close(&session, reason).await;
+    }
+}
+
+/// Why `session` expires now, if it does. A session with a call in flight never expires
+/// mid-query.
+fn expiry_reason(expiry: &Expiry, session: &Session, now: u64) -> Option<CloseReason> {
+    if session.busy() {
+        return None;
+    }
+    let idle_for = now.saturating_sub(session.last_active_ms());
+    let age = now.saturating_sub(session.created_at_ms());
+    if expiry.idle_ms > 0 && idle_for >= expiry.idle_ms {
+        Some(CloseReason::IdleTimeout)
+    } else if expiry.lifetime_ms > 0 && age >= expiry.lifetime_ms {
+        Some(CloseReason::MaxLifetime)
+    } else {
+        None
     }
 }
 

@@ -109,6 +109,9 @@ impl Observer for CallEnd {
         let backend = &self.session.backend;
         backend.metrics.active_streams.dec();
         self.session.call_finished();
+        if self.inner.persist.is_some() {
+            self.inner.registry.touched(&self.session);
+        }
         let code = code.unwrap_or(tonic::Code::Cancelled as i32);
         backend
             .metrics

@@ -3,10 +3,15 @@
 //! Three indexes, each a sharded concurrent map so no lock is shared by all sessions:
 //! control-plane sessions by their id, header-less sessions by the client's `session_id`, and
 //! operations by `operation_id`.
+//!
+//! Beside them, what lets the keeper work in proportion to what changed rather than to how many
+//! sessions there are: sessions filed by the time they may next expire ([`Deadlines`]), the
+//! sessions active since their record was last written (the dirty list), and the closed
+//! sessions remembered, in the order they were closed.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
@@ -95,6 +100,8 @@ pub(crate) struct Session {
     persisted_ms: AtomicU64,
     /// When a replica last checked its cached copy against a shared store.
     pub(crate) checked_ms: AtomicU64,
+    /// In the registry's dirty list (active since its record was last written).
+    dirty: AtomicBool,
     active_calls: AtomicUsize,
     calls: AtomicU64,
     closing: AtomicBool,
@@ -136,6 +143,7 @@ impl Session {
             last_active_ms: AtomicU64::new(now_ms()),
             persisted_ms: AtomicU64::new(0),
             checked_ms: AtomicU64::new(now_ms()),
+            dirty: AtomicBool::new(false),
             active_calls: AtomicUsize::new(0),
             calls: AtomicU64::new(0),
             closing: AtomicBool::new(false),
@@ -200,10 +208,6 @@ impl Session {
     }
 
     /// Whether the record in the store is behind this copy's activity; marks it written.
-    pub(crate) fn unpersisted(&self) -> bool {
-        self.last_active_ms.load(Ordering::Relaxed) != self.persisted_ms.load(Ordering::Relaxed)
-    }
-
     pub(crate) fn take_unpersisted(&self) -> bool {
         let last = self.last_active_ms.load(Ordering::Relaxed);
         self.persisted_ms.swap(last, Ordering::Relaxed) != last
@@ -436,7 +440,85 @@ pub(crate) struct Tombstone {
     at_ms: u64,
 }
 
-/// The three indexes, and the sessions closed lately (so their clients learn why).
+/// When sessions expire: the limits of `router.sessions`, in milliseconds (0: never), and how
+/// finely the keeper files deadlines (its check interval).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Expiry {
+    pub(crate) idle_ms: u64,
+    pub(crate) lifetime_ms: u64,
+    pub(crate) granularity_ms: u64,
+}
+
+impl Expiry {
+    pub(crate) fn new(settings: &crate::SessionSettings) -> Self {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Expiry {
+            idle_ms: ms(settings.idle_timeout),
+            lifetime_ms: ms(settings.max_lifetime),
+            granularity_ms: ms(settings.check_interval).max(1),
+        }
+    }
+
+    /// When `session` may next expire, if it can at all: its idle deadline or the end of its
+    /// lifetime, whichever comes first. A session busy now is looked at again a few intervals
+    /// on (its idle time starts when its last call ends).
+    pub(crate) fn next_check(&self, session: &Session, now: u64) -> Option<u64> {
+        let idle = (self.idle_ms > 0).then(|| {
+            if session.busy() {
+                now.saturating_add(self.granularity_ms.saturating_mul(5))
+            } else {
+                session.last_active_ms().saturating_add(self.idle_ms)
+            }
+        });
+        let lifetime = (self.lifetime_ms > 0)
+            .then(|| session.created_at_ms().saturating_add(self.lifetime_ms));
+        match (idle, lifetime) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Sessions filed by the time the keeper should next look at them (their next possible expiry,
+/// rounded to the keeper's interval). A session is filed when it joins, looked at once its time
+/// comes, and filed again if it is not due after all (it was active since, or is busy): the
+/// keeper's work per tick is the sessions due, not every session.
+#[derive(Debug, Default)]
+pub(crate) struct Deadlines {
+    buckets: Mutex<BTreeMap<u64, Vec<Weak<Session>>>>,
+}
+
+impl Deadlines {
+    /// Files `session` to be looked at at `at_ms`.
+    pub(crate) fn file(&self, session: &Arc<Session>, at_ms: u64, granularity_ms: u64) {
+        let bucket = at_ms.div_ceil(granularity_ms.max(1));
+        self.buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(bucket)
+            .or_default()
+            .push(Arc::downgrade(session));
+    }
+
+    /// Takes the sessions whose time has come by `now_ms` (those since closed are dropped).
+    pub(crate) fn due(&self, now_ms: u64, granularity_ms: u64) -> Vec<Arc<Session>> {
+        let bucket = now_ms / granularity_ms.max(1);
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let later = buckets.split_off(&(bucket + 1));
+        let due = std::mem::replace(&mut *buckets, later);
+        drop(buckets);
+        due.into_values()
+            .flatten()
+            .filter_map(|weak| weak.upgrade())
+            .filter(|s| !s.closed.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+/// The three indexes, and what the keeper works from.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     control: DashMap<String, Arc<Session>>,
@@ -444,9 +526,59 @@ pub(crate) struct Registry {
     operations: DashMap<String, Arc<Session>>,
     /// Session id → what is remembered of it once closed.
     tombstones: DashMap<String, Tombstone>,
+    /// Tombstones in the order they were made, to forget the old ones without a walk.
+    buried: Mutex<VecDeque<(u64, String)>>,
+    /// When sessions may expire.
+    pub(crate) expiry: Expiry,
+    /// Sessions by when they may next expire.
+    pub(crate) deadlines: Deadlines,
+    /// Sessions active since their record was last written (only with a store).
+    dirty: Mutex<Vec<Weak<Session>>>,
 }
 
 impl Registry {
+    /// An empty registry whose sessions expire as `settings` say.
+    pub(crate) fn new(settings: &crate::SessionSettings) -> Self {
+        Registry {
+            expiry: Expiry::new(settings),
+            ..Registry::default()
+        }
+    }
+
+    /// Files a session that joined the indexes under its first deadline.
+    fn file(&self, session: &Arc<Session>) {
+        if let Some(at) = self.expiry.next_check(session, now_ms()) {
+            self.deadlines.file(session, at, self.expiry.granularity_ms);
+        }
+    }
+
+    /// Notes that `session` was active, so its record is written with the next batch. Costs one
+    /// atomic operation, and a push the first time after each batch.
+    pub(crate) fn touched(&self, session: &Arc<Session>) {
+        if !session.dirty.swap(true, Ordering::AcqRel) {
+            self.dirty
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(Arc::downgrade(session));
+        }
+    }
+
+    /// Takes the sessions active since the last call (for the store writer).
+    pub(crate) fn take_dirty(&self) -> Vec<Arc<Session>> {
+        let taken = std::mem::take(
+            &mut *self
+                .dirty
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        taken
+            .into_iter()
+            .filter_map(|weak| weak.upgrade())
+            .inspect(|s| s.dirty.store(false, Ordering::Release))
+            .filter(|s| !s.closed.load(Ordering::Relaxed))
+            .collect()
+    }
+
     pub(crate) fn control(&self, id: &str) -> Option<Arc<Session>> {
         self.control.get(id).map(|s| s.clone())
     }
@@ -461,6 +593,7 @@ impl Registry {
 
     pub(crate) fn insert_control(&self, session: Arc<Session>) {
         session.backend.session_added();
+        self.file(&session);
         self.control.insert(session.id.clone(), session);
     }
 
@@ -471,6 +604,7 @@ impl Registry {
             Entry::Vacant(slot) => {
                 session.backend.session_added();
                 slot.insert(session.clone());
+                self.file(&session);
                 session
             }
         }
@@ -506,6 +640,7 @@ impl Registry {
             Entry::Vacant(slot) => {
                 session.backend.session_added();
                 slot.insert(session.clone());
+                self.file(&session);
                 session
             }
         }
@@ -517,20 +652,34 @@ impl Registry {
 
     /// Remembers a closed session: why, and whose it was.
     pub(crate) fn bury(&self, session: &Session, why: String) {
+        let at_ms = now_ms();
         self.tombstones.insert(
             session.id.clone(),
             Tombstone {
                 why,
                 owner: session.user_id.clone(),
-                at_ms: now_ms(),
+                at_ms,
             },
         );
+        self.buried
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_back((at_ms, session.id.clone()));
     }
 
-    /// Forgets tombstones older than `ttl`.
+    /// Forgets tombstones older than `ttl`, oldest first, stopping at the first young one.
     pub(crate) fn prune_tombstones(&self, ttl: Duration) {
         let horizon = now_ms().saturating_sub(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        self.tombstones.retain(|_, t| t.at_ms >= horizon);
+        let mut buried = self
+            .buried
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while buried.front().is_some_and(|(at, _)| *at < horizon) {
+            if let Some((at, id)) = buried.pop_front() {
+                // The id may have been buried again since; only the old tombstone goes.
+                self.tombstones.remove_if(&id, |_, t| t.at_ms == at);
+            }
+        }
     }
 
     pub(crate) fn remove_operation(&self, operation_id: &str) {
@@ -568,17 +717,6 @@ impl Registry {
         Some(operations)
     }
 
-    /// The sessions for which `keep` holds, walking the maps in place (no copy of the others):
-    /// the keeper runs this every second over every session.
-    pub(crate) fn select(&self, mut keep: impl FnMut(&Session) -> bool) -> Vec<Arc<Session>> {
-        self.control
-            .iter()
-            .chain(self.bound.iter())
-            .filter(|e| keep(e.value()))
-            .map(|e| e.value().clone())
-            .collect()
-    }
-
     pub(crate) fn all(&self) -> Vec<Arc<Session>> {
         self.control
             .iter()
@@ -596,5 +734,108 @@ impl Registry {
 
     pub(crate) fn find(&self, id: &str) -> Option<Arc<Session>> {
         self.control(id).or_else(|| self.bound(id))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn settings(idle_ms: u64, lifetime_ms: u64) -> crate::SessionSettings {
+        crate::SessionSettings {
+            idle_timeout: Duration::from_millis(idle_ms),
+            max_lifetime: Duration::from_millis(lifetime_ms),
+            check_interval: Duration::from_millis(100),
+            ..Default::default()
+        }
+    }
+
+    fn backend() -> Arc<BackendHandle> {
+        let metrics = Arc::new(crate::Metrics::new());
+        crate::backends::BackendPool::new(Vec::new(), crate::RouterSettings::default(), metrics)
+            .detached("b", "http://127.0.0.1:1")
+    }
+
+    fn bind(registry: &Registry, id: &str, backend: &Arc<BackendHandle>) -> Arc<Session> {
+        registry.bind(Arc::new(Session::new(
+            id.to_owned(),
+            SessionKind::Bound,
+            Some("u".into()),
+            backend.clone(),
+        )))
+    }
+
+    #[tokio::test]
+    async fn the_keeper_sees_only_sessions_whose_deadline_came() {
+        let registry = Registry::new(&settings(60_000, 0));
+        let b = backend();
+        let sessions: Vec<_> = (0..1000)
+            .map(|i| bind(&registry, &format!("s{i}"), &b))
+            .collect();
+        let now = now_ms();
+        let g = registry.expiry.granularity_ms;
+        // Nothing is due before the idle timeout: a tick costs nothing per session.
+        assert!(registry.deadlines.due(now + 59_000, g).is_empty());
+        let due = registry.deadlines.due(now + 60_200, g);
+        assert_eq!(due.len(), sessions.len());
+        // Taken once: a second look finds nothing until they are filed again.
+        assert!(registry.deadlines.due(now + 60_200, g).is_empty());
+        // A busy session is looked at again soon; a closed one is dropped.
+        sessions[0].call_started();
+        let at = registry.expiry.next_check(&sessions[0], now).unwrap();
+        assert!(at <= now + 5 * g, "{at} vs {now}");
+        registry.deadlines.file(&sessions[0], at, g);
+        registry.deadlines.file(&sessions[1], at, g);
+        registry.remove(&sessions[1]).unwrap();
+        let due = registry.deadlines.due(at + g, g);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].id, "s0");
+    }
+
+    #[tokio::test]
+    async fn lifetime_bounds_the_next_look_and_no_limits_file_nothing() {
+        let registry = Registry::new(&settings(60_000, 1_000));
+        let b = backend();
+        let s = bind(&registry, "s", &b);
+        let at = registry.expiry.next_check(&s, now_ms()).unwrap();
+        assert!(at <= s.created_at_ms() + 1_000);
+        let never = Registry::new(&settings(0, 0));
+        let s = bind(&never, "s", &b);
+        assert_eq!(never.expiry.next_check(&s, now_ms()), None);
+        assert!(never.deadlines.due(u64::MAX / 2, 100).is_empty());
+    }
+
+    #[tokio::test]
+    async fn activity_is_listed_once_per_batch() {
+        let registry = Registry::new(&settings(0, 0));
+        let b = backend();
+        let s = bind(&registry, "s", &b);
+        let other = bind(&registry, "t", &b);
+        for _ in 0..5 {
+            registry.touched(&s);
+        }
+        let dirty = registry.take_dirty();
+        assert_eq!(dirty.len(), 1);
+        assert!(registry.take_dirty().is_empty());
+        registry.touched(&s);
+        registry.touched(&other);
+        registry.remove(&other).unwrap();
+        let dirty = registry.take_dirty();
+        assert_eq!(dirty.len(), 1, "a closed session's activity is not written");
+    }
+
+    #[tokio::test]
+    async fn tombstones_are_forgotten_oldest_first() {
+        let registry = Registry::new(&settings(0, 0));
+        let b = backend();
+        let s = bind(&registry, "s", &b);
+        registry.bury(&s, "idle timeout".into());
+        assert!(registry.tombstone("s").is_some());
+        registry.prune_tombstones(Duration::from_secs(60));
+        assert!(registry.tombstone("s").is_some());
+        std::thread::sleep(Duration::from_millis(5));
+        registry.prune_tombstones(Duration::ZERO);
+        assert!(registry.tombstone("s").is_none());
     }
 }
