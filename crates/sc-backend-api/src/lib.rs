@@ -51,6 +51,7 @@
 
 #![forbid(unsafe_code)]
 
+mod authenticate;
 mod backend;
 mod error;
 mod identity;
@@ -58,6 +59,7 @@ mod policy;
 mod provider;
 mod registry;
 
+pub use authenticate::CallAuthenticator;
 pub use backend::{Backend, BackendId, BackendTls};
 pub use error::ProviderError;
 pub use identity::{AuthMethod, Identity};

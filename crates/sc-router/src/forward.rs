@@ -1,6 +1,7 @@
 //! The byte-level forwarding path: read the first gRPC message of a request (to route it), then
 //! forward that message and the rest of the body untouched, and watch the response go by.
 
+use std::future::Future;
 use std::io::Read as _;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -63,9 +64,37 @@ impl Head {
     }
 }
 
+/// One piece of a request body as it arrives.
+pub(crate) enum Piece {
+    Data(Bytes),
+    Trailers(HeaderMap),
+}
+
+/// A request body the router reads the first message from: tonic's (the tower service) or an
+/// HTTP/2 stream's (the relay).
+pub(crate) trait RequestBody {
+    /// The next piece, `None` at the end; an error says why the body broke.
+    fn next_piece(&mut self) -> impl Future<Output = Option<Result<Piece, String>>> + Send;
+}
+
+impl RequestBody for Body {
+    async fn next_piece(&mut self) -> Option<Result<Piece, String>> {
+        Some(match self.frame().await? {
+            Err(status) => Err(status.message().to_owned()),
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => Ok(Piece::Data(data)),
+                Err(frame) => Ok(Piece::Trailers(frame.into_trailers().unwrap_or_default())),
+            },
+        })
+    }
+}
+
 /// Reads until the first gRPC message is complete. A message whose prefix announces more than
 /// `limit` bytes is refused before it is read.
-pub(crate) async fn read_head(body: &mut Body, limit: usize) -> Result<Head, RouterError> {
+pub(crate) async fn read_head(
+    body: &mut impl RequestBody,
+    limit: usize,
+) -> Result<Head, RouterError> {
     let mut first: Option<Bytes> = None;
     let mut joined = BytesMut::new();
     let mut trailers = None;
@@ -99,7 +128,7 @@ pub(crate) async fn read_head(body: &mut Body, limit: usize) -> Result<Head, Rou
                 "is truncated: it ended before its first message was complete",
             ));
         }
-        match body.frame().await {
+        match body.next_piece().await {
             None => {
                 let empty = first.as_ref().is_none_or(|b| b.is_empty()) && joined.is_empty();
                 return Err(RouterError::Truncated(if empty {
@@ -108,19 +137,17 @@ pub(crate) async fn read_head(body: &mut Body, limit: usize) -> Result<Head, Rou
                     "is truncated: it ended before its first message was complete"
                 }));
             }
-            Some(Err(status)) => return Err(RouterError::RequestBody(status.message().to_owned())),
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => match &first {
-                    None => first = Some(data),
-                    Some(f) => {
-                        if joined.is_empty() {
-                            joined.extend_from_slice(f);
-                        }
-                        joined.extend_from_slice(&data);
+            Some(Err(why)) => return Err(RouterError::RequestBody(why)),
+            Some(Ok(Piece::Data(data))) => match &first {
+                None => first = Some(data),
+                Some(f) => {
+                    if joined.is_empty() {
+                        joined.extend_from_slice(f);
                     }
-                },
-                Err(frame) => trailers = frame.into_trailers().ok(),
+                    joined.extend_from_slice(&data);
+                }
             },
+            Some(Ok(Piece::Trailers(t))) => trailers = Some(t),
         }
     }
 }
@@ -503,39 +530,51 @@ pub(crate) const REDACTED: &str = "*********(redacted)";
 /// token the proxy injects. The response (one small message) is read whole; a response that is
 /// not a well-formed ConfigResponse is replaced by an INTERNAL status rather than passed on.
 pub(crate) async fn redact_config(body: Body, limit: usize) -> Body {
-    use prost::Message as _;
-    use sc_proto::spark::connect as pb;
-
     let collected = match http_body_util::Limited::new(body, limit.saturating_add(GRPC_HEADER_LEN))
         .collect()
         .await
     {
         Ok(c) => c,
-        Err(_) => {
-            return status_body(tonic::Status::internal(
-                "config response could not be read for redaction",
-            ));
-        }
+        Err(_) => return status_body(unredactable()),
     };
     let trailers = collected.trailers().cloned();
-    let bytes = collected.to_bytes();
+    let redacted = match redact_config_messages(&collected.to_bytes()) {
+        Ok(redacted) => redacted,
+        Err(status) => return status_body(status),
+    };
+    let mut frames = Vec::with_capacity(2);
+    if !redacted.is_empty() {
+        frames.push(Ok::<_, tonic::Status>(Frame::data(redacted)));
+    }
+    if let Some(trailers) = trailers {
+        frames.push(Ok(Frame::trailers(trailers)));
+    }
+    Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
+        frames,
+    )))
+}
+
+fn unredactable() -> tonic::Status {
+    tonic::Status::internal("config response could not be read for redaction")
+}
+
+/// The gRPC messages of a Config response (whole, prefixes included) with [`TOKEN_KEY`]'s value
+/// replaced; an error status when they are not well-formed ConfigResponses.
+pub(crate) fn redact_config_messages(bytes: &[u8]) -> Result<Bytes, tonic::Status> {
+    use prost::Message as _;
+    use sc_proto::spark::connect as pb;
+
     let mut out = BytesMut::with_capacity(bytes.len());
-    let mut rest = &bytes[..];
+    let mut rest = bytes;
     while !rest.is_empty() {
         let header = match wire::frame_header(rest) {
             Ok(Some(h)) if !h.compressed && rest.len() >= GRPC_HEADER_LEN + h.len as usize => h,
-            _ => {
-                return status_body(tonic::Status::internal(
-                    "config response could not be read for redaction",
-                ));
-            }
+            _ => return Err(unredactable()),
         };
         let message = &rest[GRPC_HEADER_LEN..GRPC_HEADER_LEN + header.len as usize];
         rest = &rest[GRPC_HEADER_LEN + header.len as usize..];
         let Ok(mut response) = pb::ConfigResponse::decode(message) else {
-            return status_body(tonic::Status::internal(
-                "config response could not be read for redaction",
-            ));
+            return Err(unredactable());
         };
         for pair in &mut response.pairs {
             if pair.key == TOKEN_KEY && pair.value.is_some() {
@@ -548,20 +587,11 @@ pub(crate) async fn redact_config(body: Body, limit: usize) -> Body {
         ));
         out.extend_from_slice(&encoded);
     }
-    let mut frames = Vec::with_capacity(2);
-    if !out.is_empty() {
-        frames.push(Ok::<_, tonic::Status>(Frame::data(out.freeze())));
-    }
-    if let Some(trailers) = trailers {
-        frames.push(Ok(Frame::trailers(trailers)));
-    }
-    Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
-        frames,
-    )))
+    Ok(out.freeze())
 }
 
 /// The trailers that end a call with `status`.
-fn status_trailers(status: &tonic::Status) -> HeaderMap {
+pub(crate) fn status_trailers(status: &tonic::Status) -> HeaderMap {
     let mut trailers = HeaderMap::new();
     if status.add_header(&mut trailers).is_err() {
         // Only a message that cannot be encoded fails; the code alone still goes out.

@@ -77,6 +77,31 @@ impl CallEnd {
     }
 }
 
+impl CallEnd {
+    /// The backend could not be reached (the call was not sent, or broke before an answer):
+    /// the call ends. When the router cut the request itself, the client learns why from the
+    /// status returned (already counted); otherwise the backend is marked unreachable and the
+    /// error names it.
+    pub(crate) fn unreachable(
+        mut self,
+        inner: &Inner,
+        reason: String,
+    ) -> Result<tonic::Status, RouterError> {
+        if let Some(error) = self.cut_short() {
+            // Before the backend answered: the client learns why, and the backend is not at
+            // fault.
+            self.finish(Some(error.code() as i32));
+            return Ok(error.to_status());
+        }
+        let backend = self.session.backend.clone();
+        crate::health::mark_unreachable(&inner.settings.health, &backend, &reason);
+        let error = backend.unavailable(reason);
+        warn!(backend = %backend.id(), %error, "backend call failed");
+        self.finish(Some(tonic::Code::Unavailable as i32));
+        Err(error)
+    }
+}
+
 impl Observer for CallEnd {
     fn broken(&self, cause: &tonic::Status) -> tonic::Status {
         if let Some(error) = self.cut_short() {

@@ -18,11 +18,12 @@ use sc_proto::wire::{self, RequestFields};
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tower::{Service, ServiceExt as _};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::authz::{Access, Caller, Plane};
+use crate::backends::BackendHandle;
 use crate::error::code_name;
-use crate::forward::{self, Cut, Downstream, Observer as _, Upstream};
+use crate::forward::{self, Cut, Downstream, Upstream};
 use crate::metrics::{LIMIT_FIRST_MESSAGE_TIMEOUT, LIMIT_MESSAGE_SIZE};
 use crate::observe::CallEnd;
 use crate::registry::SessionKind;
@@ -83,22 +84,26 @@ where
             let method = RpcMethod::from_path(request.uri().path()).unwrap_or(RpcMethod::Other);
             match inner.clone().handle(method, request).await {
                 Ok(response) => Ok(response),
-                Err(error) => {
-                    let status = error.to_status();
-                    if let Some(limit) = limit_of(&error) {
-                        inner.metrics.limit_rejected(limit);
-                    }
-                    // Backend failures are counted per backend in `calls` by `CallEnd`.
-                    if !matches!(error, RouterError::BackendUnavailable { .. }) {
-                        debug!(method = method.name(), code = ?status.code(), %error, "call rejected");
-                        inner
-                            .metrics
-                            .call_rejected(method.name(), code_name(status.code() as i32));
-                    }
-                    Ok(status.into_http())
-                }
+                Err(error) => Ok(inner.rejected(method, &error).into_http()),
             }
         })
+    }
+}
+
+impl Inner {
+    /// The status a call the router refuses ends with, counted: under its limit when a limit
+    /// refused it, and as rejected (backend failures are counted per backend by `CallEnd`).
+    pub(crate) fn rejected(&self, method: RpcMethod, error: &RouterError) -> tonic::Status {
+        let status = error.to_status();
+        if let Some(limit) = limit_of(error) {
+            self.metrics.limit_rejected(limit);
+        }
+        if !matches!(error, RouterError::BackendUnavailable { .. }) {
+            debug!(method = method.name(), code = ?status.code(), %error, "call rejected");
+            self.metrics
+                .call_rejected(method.name(), code_name(status.code() as i32));
+        }
+        status
     }
 }
 
@@ -113,22 +118,46 @@ fn limit_of(error: &RouterError) -> Option<&'static str> {
     }
 }
 
+/// A call routed: what to send to which backend, observed from here on.
+pub(crate) struct Routed {
+    /// The request's head, its headers edited for the backend.
+    pub(crate) parts: http::request::Parts,
+    /// The bytes read so far (the first message, perhaps rewritten), sent first.
+    pub(crate) head: forward::Head,
+    /// Follows the later messages of the request, each held to `router.max_message_size`.
+    pub(crate) later: forward::MessageBounds,
+    /// Set when a later message is too large and the request is cut.
+    pub(crate) cut: Arc<Cut>,
+    /// The session's backend.
+    pub(crate) backend: Arc<BackendHandle>,
+    /// The session's counters (bytes in, for the request body).
+    pub(crate) stats: Arc<crate::registry::SessionStats>,
+    /// Whether the response (a Config answer from a backend with a token) must be redacted.
+    pub(crate) redact: bool,
+    /// The call, counted as started; ends when the response does.
+    pub(crate) call: CallEnd,
+}
+
+/// What the router makes of a call.
+pub(crate) enum Routing {
+    /// Forward it.
+    Forward(Box<Routed>),
+    /// Answer it here, with this unary message and an OK status (a call acting on a session the
+    /// proxy does not know).
+    Answer(Vec<u8>),
+}
+
 impl Inner {
-    /// One call, start to end.
-    async fn handle(
-        self: Arc<Self>,
+    /// The data path of one call up to the backend, the same for every transport: know the
+    /// caller, admit it under the limits, find the session, authorize, bind a new session to a
+    /// backend if need be, and edit the request for the backend.
+    pub(crate) async fn route(
+        self: &Arc<Self>,
         method: RpcMethod,
-        request: http::Request<Body>,
-    ) -> Result<http::Response<Body>, RouterError> {
-        let (mut parts, mut body) = request.into_parts();
-        // 1. The first message: read whole (within the size limit) for its routing fields.
-        let limit = self.settings.first_message_timeout;
-        let head = tokio::time::timeout(
-            limit,
-            forward::read_head(&mut body, self.settings.max_message_size),
-        )
-        .await
-        .map_err(|_| RouterError::FirstMessageTimeout(limit))??;
+        mut parts: http::request::Parts,
+        head: forward::Head,
+    ) -> Result<Routing, RouterError> {
+        // 1. The first message's routing fields (read whole by the transport).
         let mut scratch = Vec::new();
         let message = forward::readable(
             &head,
@@ -138,7 +167,7 @@ impl Inner {
         )?;
         let fields = wire::read_request_fields(method, message)?;
         // Later messages whose prefix came with the first are checked now, the rest as they pass.
-        let later_messages = head.later_messages(self.settings.max_message_size)?;
+        let later = head.later_messages(self.settings.max_message_size)?;
 
         // 2. The caller: the identity the authentication layer verified, else the claimed user.
         let identity = parts.extensions.remove::<Identity>();
@@ -177,10 +206,10 @@ impl Inner {
                 });
             }
             Lookup::New(session_id) => self.bind(&caller, &session_id).await?,
-            Lookup::Unbound => return answer_unbound(method, &fields),
+            Lookup::Unbound => return Ok(Routing::Answer(answer_unbound(method, &fields)?)),
         };
         let Some(session) = self.usable(method, session).await? else {
-            return answer_unbound(method, &fields);
+            return Ok(Routing::Answer(answer_unbound(method, &fields)?));
         };
         self.note_call(method, &fields, &session, &caller);
         // What the end of the call needs from its first message: control sessions may carry
@@ -193,7 +222,8 @@ impl Inner {
         let release =
             (method == RpcMethod::ReleaseSession).then(|| ReleaseKey::new(&caller, &fields));
 
-        // 7. Forward: the same bytes (the user rewritten when authenticated), to the backend.
+        // 7. The request as the backend gets it: the user rewritten when authenticated, its
+        // own token, no proxy-only or hop-by-hop headers.
         // With authentication on, Spark sees the verified user, never the one the client claims.
         let rewritten = match &identity {
             Some(id) if fields.user_id != Some(&id.user) || fields.user_name != Some(&id.user) => {
@@ -221,28 +251,70 @@ impl Inner {
                 .headers
                 .insert(http::header::AUTHORIZATION, token.clone());
         }
-        // Set if a later message of the request is too large: the call is then cut.
+        let redact = method == RpcMethod::Config && backend.authorization.is_some();
+        let stats = session.stats.clone();
         let cut = Arc::new(Cut::default());
-        let upstream = Upstream::new(
-            head,
-            body,
-            later_messages,
-            cut.clone(),
-            backend.metrics.bytes_to_backend.clone(),
-            session.stats.clone(),
-        );
-        let request = http::Request::from_parts(parts, Body::new(upstream));
 
         // 8. Observe: counted from here until the response ends.
-        let mut call = CallEnd::start(
+        let call = CallEnd::start(
             self.clone(),
             session,
             method,
             release,
             spark_session,
-            cut,
+            cut.clone(),
             permit,
         );
+        Ok(Routing::Forward(Box::new(Routed {
+            parts,
+            head,
+            later,
+            cut,
+            backend,
+            stats,
+            redact,
+            call,
+        })))
+    }
+
+    /// One call through the tower service: the first message read from tonic's body, routed,
+    /// and forwarded on the backend's pooled connection (hyper's, or tonic's channel over TLS).
+    async fn handle(
+        self: Arc<Self>,
+        method: RpcMethod,
+        request: http::Request<Body>,
+    ) -> Result<http::Response<Body>, RouterError> {
+        let (parts, mut body) = request.into_parts();
+        let limit = self.settings.first_message_timeout;
+        let head = tokio::time::timeout(
+            limit,
+            forward::read_head(&mut body, self.settings.max_message_size),
+        )
+        .await
+        .map_err(|_| RouterError::FirstMessageTimeout(limit))??;
+        let routed = match self.route(method, parts, head).await? {
+            Routing::Forward(routed) => *routed,
+            Routing::Answer(message) => return Ok(forward::local_response(&message)),
+        };
+        let Routed {
+            parts,
+            head,
+            later,
+            cut,
+            backend,
+            stats,
+            redact,
+            call,
+        } = routed;
+        let upstream = Upstream::new(
+            head,
+            body,
+            later,
+            cut,
+            backend.metrics.bytes_to_backend.clone(),
+            stats,
+        );
+        let request = http::Request::from_parts(parts, Body::new(upstream));
         let sent = match &backend.direct {
             Some(direct) => direct.send(request).await,
             None => backend
@@ -254,31 +326,18 @@ impl Inner {
         };
         let response = match sent {
             Ok(response) => response,
-            Err(reason) => {
-                if let Some(error) = call.cut_short() {
-                    // Before the backend answered: the client learns why, and the backend is
-                    // not at fault.
-                    call.finish(Some(error.code() as i32));
-                    return Ok(error.to_status().into_http());
-                }
-                crate::health::mark_unreachable(&self.settings.health, &backend, &reason);
-                let error = backend.unavailable(reason);
-                warn!(backend = %backend.id(), %error, "backend call failed");
-                call.finish(Some(tonic::Code::Unavailable as i32));
-                return Err(error);
-            }
+            Err(reason) => return call.unreachable(&self, reason).map(|s| s.into_http()),
         };
         let (mut parts, body) = response.into_parts();
         // A status in the headers means a trailers-only response (an error): no message to redact.
         let code = forward::grpc_status(&parts.headers);
-        let body =
-            if method == RpcMethod::Config && backend.authorization.is_some() && code.is_none() {
-                // The body changes length: a length the backend announced no longer holds.
-                parts.headers.remove(http::header::CONTENT_LENGTH);
-                forward::redact_config(body, self.settings.max_message_size).await
-            } else {
-                body
-            };
+        let body = if redact && code.is_none() {
+            // The body changes length: a length the backend announced no longer holds.
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            forward::redact_config(body, self.settings.max_message_size).await
+        } else {
+            body
+        };
         let body = Downstream::new(body, backend.metrics.bytes_to_client.clone(), code, call);
         Ok(http::Response::from_parts(parts, Body::new(body)))
     }
@@ -299,10 +358,7 @@ fn peer_addr(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
 
 /// The proxy's own answer to a call that acts on a session it does not know: there is nothing
 /// to release, interrupt or explain; an operation to reattach to does not exist.
-fn answer_unbound(
-    method: RpcMethod,
-    fields: &RequestFields<'_>,
-) -> Result<http::Response<Body>, RouterError> {
+fn answer_unbound(method: RpcMethod, fields: &RequestFields<'_>) -> Result<Vec<u8>, RouterError> {
     let session_id = fields.session_id.unwrap_or_default().to_owned();
     let message = match method {
         RpcMethod::ReleaseSession => pb::ReleaseSessionResponse {
@@ -334,7 +390,7 @@ fn answer_unbound(
             });
         }
     };
-    Ok(forward::local_response(&message))
+    Ok(message)
 }
 
 fn transport_reason(error: &tonic::transport::Error) -> String {
