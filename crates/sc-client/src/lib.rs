@@ -136,9 +136,11 @@ mod dataframe_ext;
 mod ddl;
 mod error;
 pub mod functions;
+mod local;
 mod merge;
 mod observation;
 mod reader;
+mod row;
 mod session;
 mod session_clone;
 mod stat;
@@ -161,9 +163,11 @@ pub use dataframe::{
     StorageLevel,
 };
 pub use error::{Error, Result, SparkError};
+pub use local::{CreateDataFrame, LocalSchema};
 pub use merge::{MergeIntoWriter, WhenMatched, WhenNotMatched, WhenNotMatchedBySource};
 pub use observation::{MetricValue, Observation, ObservedMetrics};
 pub use reader::DataFrameReader;
+pub use row::{FromValue, Row, RowIndex, RowStream, TypedRowStream};
 pub use session::{RuntimeConfig, SPARK_REMOTE_ENV, SparkSession, SparkSessionBuilder};
 pub use stat::DataFrameStatFunctions;
 pub use tvf::TableValuedFunction;
