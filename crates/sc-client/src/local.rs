@@ -267,7 +267,8 @@ impl<'a> CreateDataFrame<'a> {
     /// Decides the Arrow and Spark schemas of the data.
     fn target(&self, explicit: Option<SchemaRef>) -> Result<Target> {
         match (&self.source, explicit) {
-            (Source::Serde(_), Some(schema)) => {
+            // An explicit schema is sent as Spark's JSON, as PySpark sends a StructType.
+            (_, Some(schema)) => {
                 let fields = spark_fields(schema.fields(), false)?;
                 Ok(Target {
                     spark_schema: Some(spark_schema_json(&fields)?),
@@ -307,14 +308,6 @@ impl<'a> CreateDataFrame<'a> {
                     spark_schema: Some(spark_schema_json(&fields)?),
                     schema: Arc::new(Schema::new(fields)),
                     to_df,
-                })
-            }
-            (Source::Arrow(_), Some(schema)) => {
-                let fields = spark_fields(schema.fields(), false)?;
-                Ok(Target {
-                    spark_schema: Some(spark_schema_json(&fields)?),
-                    schema: Arc::new(Schema::new(fields)),
-                    to_df: self.names.clone(),
                 })
             }
             (Source::Arrow(batches), None) => {
