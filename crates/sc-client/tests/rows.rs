@@ -150,6 +150,7 @@ async fn typed_getters_read_every_kind_of_value() {
         row.to_string()
             .starts_with("Row(t8=1, t16=2, i=3, l=4, n=None, s='héllo'")
     );
+    spark.stop().await.unwrap();
 }
 
 #[derive(Debug, PartialEq, Deserialize)]
@@ -257,6 +258,7 @@ async fn results_deserialize_into_serde_types() {
     assert_eq!(none, None);
     let e = nums.collect_as::<(String, String)>().await.unwrap_err();
     assert!(matches!(e, Error::Conversion(_)), "{e}");
+    spark.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -289,6 +291,7 @@ async fn row_actions_and_stream() {
         0
     );
     drop(early);
+    spark.stop().await.unwrap();
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -400,6 +403,7 @@ async fn serde_values_round_trip_through_spark() {
         .await
         .unwrap();
     assert_eq!(df2.collect_as::<Order>().await.unwrap(), orders);
+    spark.stop().await.unwrap();
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -479,6 +483,7 @@ async fn inferred_schema_round_trips() {
     assert_eq!(back[1].value, None);
     assert_eq!(back[1].attrs, BTreeMap::new());
     assert_eq!(df.filter("value is null").count().await.unwrap(), 1);
+    spark.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -523,6 +528,7 @@ async fn tuples_with_column_names() {
         .schema("n notatype")
         .await;
     assert!(matches!(bad, Err(Error::Spark(_))), "{bad:?}");
+    spark.stop().await.unwrap();
 }
 
 /// Rows of `(id, payload)`: a payload of `width` bytes that differs per row.
@@ -657,6 +663,7 @@ async fn data_above_the_threshold_goes_through_cached_artifacts() {
         over.to_string().contains("localRelationSizeLimit"),
         "{over}"
     );
+    spark.stop().await.unwrap();
 }
 
 /// 300 MB of local rows: far over the 128 MiB message limit, so only the cached-relation path
@@ -684,4 +691,7 @@ async fn three_hundred_megabytes_of_local_rows() {
         (started.elapsed() - uploaded).as_secs_f64()
     );
     assert_eq!(remote, local);
+    // Releasing the session frees what the server holds for it (the cached chunks and the
+    // relation), for the tests that share the server after this one.
+    spark.stop().await.unwrap();
 }
