@@ -158,7 +158,8 @@ impl std::fmt::Debug for CreateDataFrame<'_> {
 impl<'a> CreateDataFrame<'a> {
     /// Uses this schema instead of inferring one: column names and Spark types, as an Arrow
     /// schema or a DDL string. Values are converted to it (for example `chrono` dates, which
-    /// serialize as text, into a `date` column; decimal strings into a `decimal(p,s)`).
+    /// serialize as text, into a `date` column; decimal strings into a `decimal(p,s)`). Struct
+    /// fields are matched to columns by name, tuple elements by position.
     pub fn schema(mut self, schema: impl Into<LocalSchema>) -> Self {
         self.schema = Some(schema.into());
         self

@@ -62,14 +62,16 @@ impl Row {
             .collect()
     }
 
+    /// The struct value at `index` (not null) as a row. Only that value is kept: elsewhere a
+    /// non-nullable child may hold nulls under null structs, which a batch would refuse.
     fn from_struct(array: &StructArray, index: usize) -> Result<Row> {
-        let (fields, columns, _nulls) = array.clone().into_parts();
+        let (fields, columns, _nulls) = array.slice(index, 1).into_parts();
         let schema = Arc::new(arrow_schema::Schema::new(fields));
-        let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(array.len()));
+        let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(1));
         let batch = RecordBatch::try_new_with_options(schema, columns, &options)?;
         Ok(Row {
             batch: Arc::new(batch),
-            index,
+            index: 0,
         })
     }
 
@@ -1049,6 +1051,20 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].n, None);
         assert!(rows[0].get_as::<u8>("s").is_err());
+    }
+
+    #[test]
+    fn struct_with_required_fields_under_null_structs() {
+        let child = Arc::new(Field::new("x", DataType::Int32, false));
+        let s = StructArray::new(
+            Fields::from(vec![child]),
+            vec![Arc::new(Int32Array::from(vec![Some(1), None])) as ArrayRef],
+            Some(vec![true, false].into()),
+        );
+        let batch = RecordBatch::try_from_iter([("s", Arc::new(s) as ArrayRef)]).unwrap();
+        let rows = Row::from_batch(batch);
+        assert_eq!(rows[0].get::<Row>("s").unwrap().get::<i32>("x").unwrap(), 1);
+        assert_eq!(rows[1].get::<Option<Row>>("s").unwrap(), None);
     }
 
     #[test]
