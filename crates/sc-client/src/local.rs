@@ -197,6 +197,10 @@ impl<'a> CreateDataFrame<'a> {
     /// the server's `spark.sql.session.localRelationCacheThreshold`, uploads it in chunks
     /// (`spark.sql.session.localRelationChunkSizeBytes` each) as cached artifacts, checking
     /// `spark.sql.session.localRelationSizeLimit`. Same as awaiting the builder.
+    ///
+    /// The values are converted 1,024 rows at a time, and chunks are uploaded in calls of at
+    /// most 128 MiB, so besides the values themselves the client holds no more than that.
+    /// Chunks the session already has (by hash) are not sent again.
     pub async fn build(self) -> Result<DataFrame> {
         let explicit = match &self.schema {
             Some(LocalSchema::Ddl(ddl)) => Some(parse_ddl(&self.session, ddl).await?),
