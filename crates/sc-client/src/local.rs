@@ -198,8 +198,9 @@ impl<'a> CreateDataFrame<'a> {
     /// (`spark.sql.session.localRelationChunkSizeBytes` each) as cached artifacts, checking
     /// `spark.sql.session.localRelationSizeLimit`. Same as awaiting the builder.
     ///
-    /// The values are converted 1,024 rows at a time, and chunks are uploaded in calls of at
-    /// most 128 MiB, so besides the values themselves the client holds no more than that.
+    /// The values are converted 1,024 rows at a time and chunks are uploaded in calls of at
+    /// most 128 MiB: besides the values themselves, the client holds the converted data up to
+    /// the threshold, one chunk and one call's chunks at a time, however large the data.
     /// Chunks the session already has (by hash) are not sent again.
     pub async fn build(self) -> Result<DataFrame> {
         let explicit = match &self.schema {
