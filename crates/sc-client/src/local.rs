@@ -22,6 +22,7 @@ use crate::dataframe::DataFrame;
 use crate::error::{Error, Result};
 use crate::row::serde_error;
 use crate::session::SparkSession;
+use crate::types::StructType;
 
 /// The most bytes of cached chunks this client uploads in one AddArtifacts call (PySpark uploads
 /// up to `spark.sql.session.localRelationBatchOfChunksSizeBytes`, 1 GiB by default, at once;
@@ -34,15 +35,28 @@ const ROWS_PER_BATCH: usize = 1024;
 
 // === LocalSchema ===
 
-/// An explicit schema for local data: an Arrow schema, or a DDL string (`"name string, n int"`,
-/// parsed by the server).
+/// An explicit schema for local data: a typed [`StructType`], an Arrow schema, or a DDL string
+/// (`"name string, n int"`, parsed by the server).
 #[derive(Debug, Clone, PartialEq)]
 pub enum LocalSchema {
+    /// A typed Spark schema, sent as its JSON (as PySpark sends a `StructType`).
+    Struct(StructType),
     /// An Arrow schema. Its types are sent as Spark's (for example a timestamp in any unit and
     /// time zone becomes a `timestamp`, microseconds in UTC).
     Arrow(SchemaRef),
     /// A DDL string such as `"name string, n int, tags array<string>"`.
     Ddl(String),
+}
+
+impl From<StructType> for LocalSchema {
+    fn from(s: StructType) -> Self {
+        LocalSchema::Struct(s)
+    }
+}
+impl From<&StructType> for LocalSchema {
+    fn from(s: &StructType) -> Self {
+        LocalSchema::Struct(s.clone())
+    }
 }
 
 impl From<&str> for LocalSchema {
@@ -156,8 +170,8 @@ impl std::fmt::Debug for CreateDataFrame<'_> {
 }
 
 impl<'a> CreateDataFrame<'a> {
-    /// Uses this schema instead of inferring one: column names and Spark types, as an Arrow
-    /// schema or a DDL string. Values are converted to it (for example `chrono` dates, which
+    /// Uses this schema instead of inferring one: column names and Spark types, as a
+    /// [`StructType`], an Arrow schema or a DDL string. Values are converted to it (for example `chrono` dates, which
     /// serialize as text, into a `date` column; decimal strings into a `decimal(p,s)`). Struct
     /// fields are matched to columns by name, tuple elements by position.
     pub fn schema(mut self, schema: impl Into<LocalSchema>) -> Self {
@@ -174,10 +188,11 @@ impl<'a> CreateDataFrame<'a> {
         let explicit = match &self.schema {
             Some(LocalSchema::Ddl(_)) => {
                 return Err(Error::InvalidArgument(
-                    "a DDL schema is parsed by the server: await the builder, or give an Arrow schema to build_inline".into(),
+                    "a DDL schema is parsed by the server: await the builder, or give a StructType or an Arrow schema to build_inline".into(),
                 ));
             }
-            Some(LocalSchema::Arrow(s)) => Some(s.clone()),
+            Some(LocalSchema::Struct(s)) => Some(Explicit::from_struct(s)),
+            Some(LocalSchema::Arrow(s)) => Some(Explicit::from_arrow(s.clone())),
             None => None,
         };
         let target = self.target(explicit)?;
@@ -205,7 +220,8 @@ impl<'a> CreateDataFrame<'a> {
     pub async fn build(self) -> Result<DataFrame> {
         let explicit = match &self.schema {
             Some(LocalSchema::Ddl(ddl)) => Some(parse_ddl(&self.session, ddl).await?),
-            Some(LocalSchema::Arrow(s)) => Some(s.clone()),
+            Some(LocalSchema::Struct(s)) => Some(Explicit::from_struct(s)),
+            Some(LocalSchema::Arrow(s)) => Some(Explicit::from_arrow(s.clone())),
             None => None,
         };
         let target = self.target(explicit)?;
@@ -271,13 +287,17 @@ impl<'a> CreateDataFrame<'a> {
     }
 
     /// Decides the Arrow and Spark schemas of the data.
-    fn target(&self, explicit: Option<SchemaRef>) -> Result<Target> {
+    fn target(&self, explicit: Option<Explicit>) -> Result<Target> {
         match (&self.source, explicit) {
             // An explicit schema is sent as Spark's JSON, as PySpark sends a StructType.
-            (_, Some(schema)) => {
-                let fields = spark_fields(schema.fields(), false)?;
+            (_, Some(explicit)) => {
+                let fields = spark_fields(explicit.arrow.fields(), false)?;
+                let json = match explicit.json {
+                    Some(json) => json,
+                    None => spark_schema_json(&fields)?,
+                };
                 Ok(Target {
-                    spark_schema: Some(spark_schema_json(&fields)?),
+                    spark_schema: Some(json),
                     schema: Arc::new(Schema::new(fields)),
                     to_df: self.names.clone(),
                 })
@@ -605,8 +625,29 @@ fn spark_schema_json(fields: &[Field]) -> Result<String> {
     Ok(struct_json(fields.iter())?.to_string())
 }
 
-/// Parses a DDL schema on the server (AnalyzePlan DDLParse), as PySpark does.
-async fn parse_ddl(session: &SparkSession, ddl: &str) -> Result<SchemaRef> {
+/// An explicit schema: the Arrow schema the values are converted to, and the Spark JSON sent
+/// with them when it is known exactly (else it is written from the Arrow schema).
+struct Explicit {
+    arrow: SchemaRef,
+    json: Option<String>,
+}
+
+impl Explicit {
+    fn from_arrow(arrow: SchemaRef) -> Self {
+        Self { arrow, json: None }
+    }
+
+    fn from_struct(s: &StructType) -> Self {
+        Self {
+            arrow: Arc::new(crate::types::to_arrow_schema(&s.to_proto(), "UTC")),
+            json: Some(s.json()),
+        }
+    }
+}
+
+/// Parses a DDL schema on the server (AnalyzePlan DDLParse), as PySpark does, which then sends
+/// the parsed struct's JSON.
+async fn parse_ddl(session: &SparkSession, ddl: &str) -> Result<Explicit> {
     use pb::analyze_plan_request as req;
     match session
         .client
@@ -619,7 +660,13 @@ async fn parse_ddl(session: &SparkSession, ddl: &str) -> Result<SchemaRef> {
             let dt = p
                 .parsed
                 .ok_or_else(|| Error::Protocol("DDLParse returned no type".into()))?;
-            Ok(Arc::new(crate::types::to_arrow_schema(&dt, "UTC")))
+            match StructType::from_proto(&dt) {
+                Ok(s) => Ok(Explicit::from_struct(&s)),
+                // A single type (`"int"`): one column named `value`, as PySpark makes it.
+                Err(_) => Ok(Explicit::from_arrow(Arc::new(
+                    crate::types::to_arrow_schema(&dt, "UTC"),
+                ))),
+            }
         }
         other => Err(Error::Protocol(format!(
             "expected a parsed DDL type, got {other:?}"

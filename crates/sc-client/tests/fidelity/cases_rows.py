@@ -14,10 +14,12 @@ import pyarrow as pa
 import __main__
 from pyspark.sql import Row
 from pyspark.sql.types import (
+    ArrayType,
     DateType,
     DecimalType,
     IntegerType,
     LongType,
+    MapType,
     StringType,
     StructField,
     StructType,
@@ -79,6 +81,15 @@ CASES = {
             StructField("at", TimestampType()),
             StructField("local", TimestampNTZType()),
             StructField("amount", DecimalType(10, 2), nullable=False),
+        ]),
+    ),
+    "create_typed_schema": lambda: spark.createDataFrame(
+        [("a", [1, None], {"k": decimal.Decimal("1.50")}, datetime.datetime(2024, 1, 1, tzinfo=UTC))],
+        StructType([
+            StructField("name", StringType(), False),
+            StructField("xs", ArrayType(IntegerType())),
+            StructField("m", MapType(StringType(), DecimalType(10, 2))),
+            StructField("at", TimestampType()),
         ]),
     ),
     "create_empty_schema": lambda: spark.createDataFrame(

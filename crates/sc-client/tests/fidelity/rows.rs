@@ -14,6 +14,7 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
 use sc_client::proto::relation::RelType;
 use sc_client::proto::{Plan, Relation, plan::OpType};
+use sc_client::types::{DataType as SparkType, StructType};
 use sc_client::{DataFrame, SparkSession};
 use serde::{Serialize, Serializer};
 
@@ -135,6 +136,39 @@ pub(crate) fn build(name: &str, spark: &SparkSession) -> Option<DataFrame> {
                 ),
                 Field::new("amount", DataType::Decimal128(10, 2), false),
             ]))
+            .build_inline(),
+        "create_typed_schema" => spark
+            .create_dataframe_from(vec![(
+                "a",
+                vec![Some(1i32), None],
+                HashMap::from([("k", "1.50")]),
+                chrono::DateTime::from_timestamp(1_704_067_200, 0).unwrap(),
+            )])
+            .schema(
+                StructType::empty()
+                    .add("name", SparkType::String, false)
+                    .add(
+                        "xs",
+                        SparkType::Array {
+                            element_type: Box::new(SparkType::Integer),
+                            contains_null: true,
+                        },
+                        true,
+                    )
+                    .add(
+                        "m",
+                        SparkType::Map {
+                            key_type: Box::new(SparkType::String),
+                            value_type: Box::new(SparkType::Decimal {
+                                precision: 10,
+                                scale: 2,
+                            }),
+                            value_contains_null: true,
+                        },
+                        true,
+                    )
+                    .add("at", SparkType::Timestamp, true),
+            )
             .build_inline(),
         "create_empty_schema" => spark
             .create_dataframe_from(Vec::<(String, i64)>::new())
