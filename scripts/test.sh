@@ -78,7 +78,10 @@ SECURE_TOKEN="$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsa
 
 # Start all at once: each takes a few seconds of mostly JVM start-up.
 pids=()
-bash scripts/spark-server.sh start test-a "$ADDRESS_A:$PORT_A" "${SPARK_CONF[@]}" &
+# test-a gets a 3 GiB driver: sc-client's rows test makes a DataFrame of 300 MB of local rows,
+# which Spark holds several times over while planning it (2 GiB runs out of heap).
+SC_SPARK_DRIVER_MEMORY="${SC_SPARK_DRIVER_MEMORY:-3g}" \
+    bash scripts/spark-server.sh start test-a "$ADDRESS_A:$PORT_A" "${SPARK_CONF[@]}" &
 pids+=($!)
 # The twin serves one test only: less memory.
 SC_SPARK_DRIVER_MEMORY=1g bash scripts/spark-server.sh start test-twin "$ADDRESS_TWIN:$PORT_A" &

@@ -463,6 +463,29 @@ impl SparkClient {
         .await
     }
 
+    /// Which of the named artifacts the server already holds (ArtifactStatus).
+    pub(crate) async fn artifact_status(
+        &self,
+        names: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, bool>> {
+        let req = pb::ArtifactStatusesRequest {
+            session_id: self.shared.session_id.clone(),
+            client_observed_server_side_session_id: self.observed_ssid(),
+            user_context: Some(self.shared.user_context.clone()),
+            client_type: Some(self.shared.client_type.clone()),
+            names,
+        };
+        let resp = self
+            .unary(req, |mut g, r| async move { g.artifact_status(r).await })
+            .await?;
+        self.check_ssid(&resp.server_side_session_id)?;
+        Ok(resp
+            .statuses
+            .into_iter()
+            .map(|(name, status)| (name, status.exists))
+            .collect())
+    }
+
     pub(crate) fn artifact_request(
         &self,
         payload: pb::add_artifacts_request::Payload,

@@ -68,6 +68,11 @@ pub enum Error {
     /// Arrow data could not be encoded or decoded.
     #[error("arrow error: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    /// A value could not be converted between Spark's data and a Rust type (a [`Row`](crate::Row)
+    /// getter, a serde type, local data for a DataFrame); the message names the column and
+    /// the types.
+    #[error("conversion error: {0}")]
+    Conversion(String),
     /// An I/O error, for example while reading an artifact or a CA file.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

@@ -7,7 +7,9 @@
 //!   [`SparkSession`] freely and use it from many tasks.
 //! * Never panics on anything a user or a server sends: bad input is an [`Error`].
 //! * Results stream as Arrow [`RecordBatch`](arrow_array::RecordBatch)es with bounded memory
-//!   ([`DataFrame::to_stream`]); cut streams are reattached transparently.
+//!   ([`DataFrame::to_stream`]), or as [`Row`]s and `serde` types
+//!   ([`DataFrame::to_row_stream`], [`DataFrame::stream_as`]); cut streams are reattached
+//!   transparently.
 //! * No `protoc` needed: the protocol is compiled in pure Rust by `sc-proto`.
 //!
 //! # Connecting
@@ -70,6 +72,38 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! # Rows and serde
+//!
+//! Results come as [`Row`]s with typed getters, or deserialized into any `serde` type; local
+//! data becomes a DataFrame from `serde` values or tuples with column names:
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! # async fn run(spark: sc_client::SparkSession) -> sc_client::Result<()> {
+//! let df = spark
+//!     .create_dataframe_from_rows(vec![("alice", 34i64), ("bob", 27)], ["name", "age"])
+//!     .await?;
+//! for row in df.collect_rows().await? {
+//!     let name: String = row.get("name")?;
+//!     let age: Option<i64> = row.get(1)?;
+//! }
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Person { name: String, age: i64 }
+//! let people: Vec<Person> = df.collect_as().await?;
+//! let again = spark.create_dataframe_from(&people).await?;
+//!
+//! let mut stream = spark.range(0, 1_000_000_000).stream_as::<(i64,)>().await?;
+//! while let Some(item) = stream.next().await {
+//!     let (id,) = item?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Local data at or above the server's `spark.sql.session.localRelationCacheThreshold` (1 MiB
+//! by default) is uploaded as cached artifacts before the plan that uses it, as PySpark does,
+//! so it is not limited by the message size.
 //!
 //! # Errors
 //!
@@ -136,9 +170,11 @@ mod dataframe_ext;
 mod ddl;
 mod error;
 pub mod functions;
+mod local;
 mod merge;
 mod observation;
 mod reader;
+mod row;
 mod session;
 mod session_clone;
 mod stat;
@@ -161,9 +197,11 @@ pub use dataframe::{
     StorageLevel,
 };
 pub use error::{Error, Result, SparkError};
+pub use local::{CreateDataFrame, LocalSchema};
 pub use merge::{MergeIntoWriter, WhenMatched, WhenNotMatched, WhenNotMatchedBySource};
 pub use observation::{MetricValue, Observation, ObservedMetrics};
 pub use reader::DataFrameReader;
+pub use row::{FromValue, Row, RowIndex, RowStream, TypedRowStream};
 pub use session::{RuntimeConfig, SPARK_REMOTE_ENV, SparkSession, SparkSessionBuilder};
 pub use stat::DataFrameStatFunctions;
 pub use tvf::TableValuedFunction;

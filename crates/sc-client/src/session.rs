@@ -538,8 +538,17 @@ impl SparkSession {
         const CHUNK: usize = 32 * 1024;
         let mut requests = Vec::new();
         let mut batch = Vec::new();
+        let mut batch_bytes = 0;
         for (name, data) in artifacts {
             if data.len() <= CHUNK {
+                // Small artifacts share a request while they fit in one chunk, as in PySpark.
+                if !batch.is_empty() && batch_bytes + data.len() > CHUNK {
+                    requests.push(self.client.artifact_request(aa::Payload::Batch(aa::Batch {
+                        artifacts: std::mem::take(&mut batch),
+                    })));
+                    batch_bytes = 0;
+                }
+                batch_bytes += data.len();
                 batch.push(aa::SingleChunkArtifact {
                     name,
                     data: Some(aa::ArtifactChunk {
@@ -553,6 +562,7 @@ impl SparkSession {
                 requests.push(self.client.artifact_request(aa::Payload::Batch(aa::Batch {
                     artifacts: std::mem::take(&mut batch),
                 })));
+                batch_bytes = 0;
             }
             let chunks: Vec<Bytes> = (0..data.len())
                 .step_by(CHUNK)
@@ -639,15 +649,7 @@ impl SparkSession {
 
 /// CRC-32 (IEEE), as the server checks artifact chunks with.
 fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
+    crc32fast::hash(data)
 }
 
 // === RuntimeConfig ===

@@ -3,7 +3,9 @@
 //!
 //! PySpark's plans come from `tests/fidelity/pyspark_plans.py`, run now with the interpreter in
 //! `SC_TEST_PYTHON` (no server needed). Plan ids count from 0 on both sides; PySpark's
-//! call-site origins (debug information) are cleared by the script. Nothing else is normalised.
+//! call-site origins (debug information) are cleared by the script. Nothing else is normalised,
+//! except the Arrow IPC bytes of local relations, compared decoded (pyarrow and arrow-rs encode
+//! the same data differently).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -21,6 +23,8 @@ mod breadth;
 mod capture;
 #[path = "fidelity/functions.rs"]
 mod functions_cases;
+#[path = "fidelity/rows.rs"]
+mod rows_cases;
 
 fn python() -> String {
     std::env::var("SC_TEST_PYTHON").unwrap_or_else(|_| {
@@ -352,7 +356,11 @@ fn build(name: &str, spark: &SparkSession) -> Option<DataFrame> {
             .agg([sum("a").alias("s")])
             .order_by([col("s").desc()])
             .limit(10),
-        _ => return functions_cases::build(name, spark).or_else(|| breadth::build(name, spark)),
+        _ => {
+            return functions_cases::build(name, spark)
+                .or_else(|| breadth::build(name, spark))
+                .or_else(|| rows_cases::build(name, spark));
+        }
     };
     Some(df)
 }
@@ -376,6 +384,9 @@ async fn compare(name: &str, want: &Plan, capture: &capture::Capture) -> Option<
             None => return Some(format!("{name}: no Rust spelling of this case")),
         },
     };
+    // Arrow IPC data of local relations is compared decoded (see `fidelity/rows.rs`).
+    let got = rows_cases::canonical(got);
+    let want = &rows_cases::canonical(want.clone());
     (&got != want).then(|| format!("{name}:\n  pyspark: {want:?}\n  rust:    {got:?}"))
 }
 

@@ -3,36 +3,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use futures_util::StreamExt;
-use sc_client::SparkSession;
-use sc_client::functions::{col, lit, repeat};
+use sc_testkit::peak_rss;
 
-/// Peak resident set size of this process, in bytes (`VmHWM`).
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
-}
+#[path = "support/one_gb.rs"]
+mod one_gb;
 
 #[tokio::test]
 async fn one_gib_streams_with_bounded_memory() {
-    let addr = std::env::var("SC_TEST_SPARK_A").unwrap_or_else(|_| {
-        panic!("SC_TEST_SPARK_A is not set: run the tests with scripts/test.sh")
-    });
-    let spark = SparkSession::builder()
-        .remote(format!("sc://{addr}"))
-        .build()
-        .await
-        .unwrap();
-    // 975,000 rows of ~1 KiB: a result of just over 1 GB (10^9 bytes) of Arrow data. Spark's
-    // default `spark.driver.maxResultSize` (1 GiB) caps one result just above that.
-    let rows: i64 = 975_000;
-    let df = spark
-        .range_with(Some(0), rows, 1, Some(32))
-        .select([col("id"), repeat(lit("x"), 1024).alias("pad")]);
+    let spark = one_gb::spark().await;
+    let (rows, df) = (one_gb::ROWS, one_gb::one_gb(&spark));
     let before = peak_rss();
     let started = std::time::Instant::now();
     let mut stream = df.to_stream().await.unwrap();

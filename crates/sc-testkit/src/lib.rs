@@ -532,6 +532,18 @@ pub fn metric_value(exposition: &str, sample: &str) -> Option<f64> {
     })
 }
 
+/// Peak resident set size of this process, in bytes (`VmHWM` of `/proc/self/status`), for
+/// the bounded-memory tests (each in its own test binary, so the peak is its own).
+pub fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
 /// Builds a router over the given `host:port` endpoints.
 ///
 /// Health probes are off unless `settings.health` asks for them (differs from the default):
