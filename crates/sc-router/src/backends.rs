@@ -26,8 +26,10 @@ pub(crate) struct BackendHandle {
     /// forwarding to TLS backends; tonic reconnects it when it breaks. Cloning it is cheap.
     pub(crate) channel: Channel,
     /// The forwarding connection to a plaintext backend (hyper directly, one task hop less per
-    /// call than `channel`).
+    /// call than `channel`), for the tower service.
     pub(crate) direct: Option<crate::direct::DirectConnection>,
+    /// The relay's HTTP/2 connections (plaintext or TLS).
+    pub(crate) relay: Option<crate::upstream::BackendConnection>,
     pub(crate) metrics: BackendMetrics,
     pub(crate) draining: AtomicBool,
     pub(crate) endpoint_text: String,
@@ -96,7 +98,9 @@ impl BackendHandle {
             Some(_) => None,
         };
         let metrics = metrics.backend(&backend.id);
+        let relay = crate::upstream::BackendConnection::for_backend(&backend, settings);
         BackendHandle {
+            relay,
             health: crate::health::Health::new(metrics.up.clone()),
             authorization,
             metrics,

@@ -40,6 +40,13 @@ pub fn use_connection_lane(lane: usize) {
     LANE.with(|l| l.set(Some(lane)));
 }
 
+/// The index of this thread's lane among `lanes` connections (the last is shared by threads
+/// without a lane, and by lanes out of range).
+pub(crate) fn lane_index(lanes: usize) -> usize {
+    let shared = lanes.saturating_sub(1);
+    LANE.with(Cell::get).map_or(shared, |i| i.min(shared))
+}
+
 /// One backend's forwarding connections: one per lane, plus one shared by threads without one.
 pub(crate) struct DirectConnection {
     authority: Authority,
@@ -89,9 +96,7 @@ impl DirectConnection {
 
     /// This thread's lane.
     fn lane(&self) -> &Lane {
-        let shared = self.lanes.len() - 1;
-        let i = LANE.with(Cell::get).map_or(shared, |i| i.min(shared));
-        &self.lanes[i]
+        &self.lanes[lane_index(self.lanes.len())]
     }
 
     fn current(lane: &Lane) -> Option<SendRequest<Body>> {

@@ -264,6 +264,11 @@ impl MessageBounds {
 pub(crate) struct Cut(std::sync::OnceLock<(u64, usize)>);
 
 impl Cut {
+    /// Records that a message of `size` bytes, over `limit`, cut the request.
+    pub(crate) fn set(&self, size: u64, limit: usize) {
+        let _ = self.0.set((size, limit));
+    }
+
     /// The error that cut the request, if one did.
     pub(crate) fn error(&self) -> Option<RouterError> {
         self.0

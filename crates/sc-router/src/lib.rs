@@ -61,9 +61,11 @@ pub mod metrics;
 mod observe;
 pub mod policy;
 mod registry;
+pub mod relay;
 mod service;
 mod sessions;
 mod settings;
+mod upstream;
 
 pub use direct::use_connection_lane;
 

@@ -343,12 +343,22 @@ impl Inner {
     }
 }
 
-/// The client's address, from the connection info tonic's server attaches to each request.
+/// The client's address, as the relay attaches it to each request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerAddr(pub(crate) std::net::SocketAddr);
+
+/// The client's address, from the connection info the relay or tonic's server attaches to each
+/// request.
 fn peer_addr(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
     extensions
-        .get::<TcpConnectInfo>()
-        .and_then(TcpConnectInfo::remote_addr)
+        .get::<PeerAddr>()
+        .map(|p| p.0)
+        .or_else(|| {
+            extensions
+                .get::<TcpConnectInfo>()
+                .and_then(TcpConnectInfo::remote_addr)
+        })
         .or_else(|| {
             extensions
                 .get::<TlsConnectInfo<TcpConnectInfo>>()

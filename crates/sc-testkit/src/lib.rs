@@ -571,8 +571,48 @@ pub async fn router(
         .unwrap()
 }
 
-/// Serves the router on a free port.
+/// Whether `SC_TEST_TRANSPORT=tower` asks the tests to serve the router through its tower
+/// service in tonic's server instead of the relay (CI runs the router's tests both ways).
+fn tower_transport() -> bool {
+    std::env::var("SC_TEST_TRANSPORT").is_ok_and(|t| t == "tower")
+}
+
+/// Serves the router on a free port through its HTTP/2 relay, as the proxy binary does (or
+/// through its tower service, with `SC_TEST_TRANSPORT=tower`).
 pub async fn spawn_proxy(router: &Router) -> SocketAddr {
+    if tower_transport() {
+        return spawn_tower_proxy(router).await;
+    }
+    spawn_relay(router.relay(None)).await
+}
+
+/// Serves `relay` on a free port, one task per connection.
+pub async fn spawn_relay(relay: sc_router::relay::Relay) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let relay = relay.clone();
+            tokio::spawn(async move {
+                let info = sc_router::relay::ConnectionInfo {
+                    peer: Some(peer),
+                    certificate: None,
+                };
+                let _ = relay
+                    .serve(stream, info, std::future::pending::<()>())
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Serves the router on a free port as an embedder does: its tower service in tonic's server.
+pub async fn spawn_tower_proxy(router: &Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(
@@ -669,8 +709,21 @@ pub async fn backend_of(client: &mut Client, session: &str, user: &str) -> Strin
     resp.server_side_session_id
 }
 
-/// Serves the router behind the authentication layer.
+/// Serves the router's relay with authentication, as the proxy binary does (or its tower
+/// service behind the authentication layer, with `SC_TEST_TRANSPORT=tower`).
 pub async fn spawn_proxy_with_auth(router: &Router, auth: sc_auth::AuthSettings) -> SocketAddr {
+    if tower_transport() {
+        return spawn_tower_proxy_with_auth(router, auth).await;
+    }
+    let authenticator = Arc::new(sc_auth::Authenticator::new(&auth).unwrap());
+    spawn_relay(router.relay(Some(authenticator))).await
+}
+
+/// Serves the router's tower service behind the authentication layer, as an embedder does.
+pub async fn spawn_tower_proxy_with_auth(
+    router: &Router,
+    auth: sc_auth::AuthSettings,
+) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let layer = sc_auth::GrpcAuthLayer::new(Arc::new(sc_auth::Authenticator::new(&auth).unwrap()));
