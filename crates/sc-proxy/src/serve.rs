@@ -7,7 +7,6 @@ use sc_control::ControlState;
 use sc_router::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::Server;
 use tracing::{info, warn};
 
 use crate::config::{ConfigError, ProxyConfig, Validated};
@@ -156,13 +155,6 @@ impl Proxy {
             let _ = rx.wait_for(|stop| *stop).await;
         };
 
-        let settings = &config.router;
-        let builder = Server::builder()
-            .initial_stream_window_size(settings.stream_window)
-            .initial_connection_window_size(settings.connection_window)
-            .max_frame_size(settings.max_frame_size)
-            .http2_keepalive_interval(Some(settings.keepalive_interval))
-            .tcp_nodelay(true);
         let tls = &config.server.tls;
         if let Some(auth) = &authenticator {
             if auth.allows_anonymous() {
@@ -173,9 +165,12 @@ impl Proxy {
         } else {
             info!("authentication is off; the proxy listens on loopback addresses only");
         }
-        let auth_layer =
-            tower::util::option_layer(authenticator.clone().map(sc_auth::GrpcAuthLayer::new));
-        let grpc_service = builder.layer(auth_layer).add_service(router.service());
+        // The gRPC port is served by the router's HTTP/2 relay, which authenticates each call.
+        let relay = router.relay(
+            authenticator
+                .clone()
+                .map(|a| a as std::sync::Arc<dyn sc_backend_api::CallAuthenticator>),
+        );
         let idle_timeout = config.server.idle_timeout;
         let mut reloadable = Vec::new();
         let grpc_tls = if tls.enabled {
@@ -186,8 +181,8 @@ impl Proxy {
             None
         };
         let threads = config.server.threads();
-        let workers = Workers::start(threads, &grpc_service, grpc_tls, idle_timeout, &stop_rx)
-            .map_err(|e| {
+        let workers =
+            Workers::start(threads, &relay, grpc_tls, idle_timeout, &stop_rx).map_err(|e| {
                 ServeError::Server(format!("cannot start the gRPC worker threads: {e}"))
             })?;
         let grpc_task = tokio::spawn(workers.serve(grpc, stop_rx.clone()));

@@ -18,7 +18,7 @@ use crate::ServeError;
 use crate::config::TlsConfig;
 
 /// How long a client has to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The TLS settings of a listener, rebuilt from the files when they change.
 pub(crate) struct ReloadableTls {
@@ -136,7 +136,7 @@ impl ReloadableTls {
         }))
     }
 
-    fn acceptor(&self) -> TlsAcceptor {
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
         let guard = self
             .current
             .read()

@@ -1,5 +1,6 @@
 //! The gRPC port's worker threads: one single-threaded runtime per thread, each serving the
-//! connections dealt to it and forwarding on its own connection to every backend.
+//! connections dealt to it with the router's HTTP/2 relay and forwarding on its own connection
+//! to every backend.
 //!
 //! With one multi-threaded runtime, a unary call crossed threads three or four times (the client
 //! connection's task, the call's task, the backend connection's task), and each crossing cost a
@@ -11,24 +12,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
+use sc_router::coalesce::Coalesce;
+use sc_router::relay::{ConnectionInfo, Relay};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_stream::wrappers::ReceiverStream;
-use tracing::warn;
-
-use sc_router::coalesce::Coalesce;
+use tracing::{debug, warn};
 
 use crate::serve::{IdleTimeout, accept};
-use crate::tls::{self, ReloadableTls};
-
-/// The gRPC server every worker runs (the router behind the optional authentication layer).
-pub(crate) type GrpcServer = tonic::transport::server::Router<
-    tower::layer::util::Stack<
-        tower::util::Either<sc_auth::GrpcAuthLayer, tower::layer::util::Identity>,
-        tower::layer::util::Identity,
-    >,
->;
+use crate::tls::{HANDSHAKE_TIMEOUT, ReloadableTls};
 
 type Accepted = (std::net::TcpStream, SocketAddr);
 
@@ -42,7 +33,7 @@ impl Workers {
     /// Starts `threads` workers.
     pub(crate) fn start(
         threads: usize,
-        server: &GrpcServer,
+        relay: &Relay,
         tls: Option<Arc<ReloadableTls>>,
         idle_timeout: Duration,
         stop: &watch::Receiver<bool>,
@@ -57,7 +48,7 @@ impl Workers {
             let worker = Worker {
                 lane,
                 connections: rx,
-                server: server.clone(),
+                relay: relay.clone(),
                 tls: tls.clone(),
                 idle_timeout,
                 stop: stop.clone(),
@@ -132,7 +123,7 @@ impl Workers {
 struct Worker {
     lane: usize,
     connections: mpsc::UnboundedReceiver<Accepted>,
-    server: GrpcServer,
+    relay: Relay,
     tls: Option<Arc<ReloadableTls>>,
     idle_timeout: Duration,
     stop: watch::Receiver<bool>,
@@ -148,49 +139,81 @@ impl Worker {
         runtime.block_on(self.serve())
     }
 
+    /// Serves every connection dealt to this thread, each on a task of its own, until `stop`;
+    /// then lets the connections' calls finish (each connection is told to go away).
     async fn serve(self) -> Result<(), String> {
         let Worker {
-            connections,
-            server,
+            mut connections,
+            relay,
             tls,
             idle_timeout,
             mut stop,
             ..
         } = self;
-        let (tx, rx) = mpsc::channel(64);
-        // Registers each connection with this thread's runtime.
-        tokio::spawn(async move {
-            let mut connections = connections;
-            while let Some((stream, addr)) = connections.recv().await {
-                match tokio::net::TcpStream::from_std(stream) {
-                    Ok(stream) => {
-                        if tx
-                            .send((IdleTimeout::new(stream, idle_timeout), addr))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                    Err(e) => warn!(peer = %addr, error = %e, "cannot take a connection over"),
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            let accepted = tokio::select! {
+                accepted = connections.recv() => accepted,
+                _ = stop.wait_for(|stop| *stop) => None,
+            };
+            let Some((stream, peer)) = accepted else {
+                break;
+            };
+            // Finished connections leave the set as new ones arrive.
+            while running.try_join_next().is_some() {}
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(stream) => IdleTimeout::new(stream, idle_timeout),
+                Err(e) => {
+                    warn!(peer = %peer, error = %e, "cannot take a connection over");
+                    continue;
                 }
-            }
-        });
-        let stopped = async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        };
-        let result = match tls {
-            None => {
-                let incoming = ReceiverStream::new(rx)
-                    .map(|(stream, _)| Ok::<_, std::io::Error>(Coalesce::new(stream)));
-                server.serve_with_incoming_shutdown(incoming, stopped).await
-            }
-            Some(tls) => {
-                let incoming = ReceiverStream::new(tls::handshake_each(rx, tls))
-                    .map(|(stream, _)| Ok::<_, std::io::Error>(Coalesce::new(stream)));
-                server.serve_with_incoming_shutdown(incoming, stopped).await
-            }
-        };
-        result.map_err(|e| e.to_string())
+            };
+            let relay = relay.clone();
+            let tls = tls.clone();
+            let stop = stop.clone();
+            running.spawn(serve_connection(relay, stream, peer, tls, stop));
+        }
+        while running.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+/// One client connection: its TLS handshake if any (on this thread), then the relay until the
+/// connection closes or the proxy stops.
+async fn serve_connection(
+    relay: Relay,
+    stream: IdleTimeout,
+    peer: SocketAddr,
+    tls: Option<Arc<ReloadableTls>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let mut info = ConnectionInfo {
+        peer: Some(peer),
+        certificate: None,
+    };
+    let served = match tls {
+        None => relay.serve(Coalesce::new(stream), info, stopped).await,
+        Some(tls) => {
+            let handshake =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await;
+            let stream = match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return debug!(peer = %peer, error = %e, "TLS handshake failed"),
+                Err(_) => return debug!(peer = %peer, "TLS handshake timed out"),
+            };
+            info.certificate = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| bytes::Bytes::copy_from_slice(leaf.as_ref()));
+            relay.serve(Coalesce::new(stream), info, stopped).await
+        }
+    };
+    if let Err(e) = served {
+        debug!(peer = %peer, error = %e, "client connection failed");
     }
 }
