@@ -29,6 +29,8 @@ pub(crate) struct CallEnd {
     cut: Arc<Cut>,
     /// The call's place in the in-flight limits, given back when the call ends.
     _permit: Option<crate::limits::StreamPermit>,
+    /// Whether the call was counted as ended (it ends once, however it ends).
+    finished: bool,
 }
 
 impl CallEnd {
@@ -73,7 +75,16 @@ impl CallEnd {
             started: std::time::Instant::now(),
             cut,
             _permit: permit,
+            finished: false,
         }
+    }
+}
+
+impl Drop for CallEnd {
+    /// A call dropped before it ended (its client's connection closed while it waited for the
+    /// backend) ends as cancelled, so no stream stays counted in flight.
+    fn drop(&mut self) {
+        self.finish(None);
     }
 }
 
@@ -131,6 +142,9 @@ impl Observer for CallEnd {
     }
 
     fn finish(&mut self, code: Option<i32>) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
         let backend = &self.session.backend;
         backend.metrics.active_streams.dec();
         self.session.call_finished();

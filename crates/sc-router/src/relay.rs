@@ -248,7 +248,7 @@ impl Relay {
             redact,
             call,
         } = routed;
-        let mut call = Finish::new(call);
+        let mut call = call;
         let inner = &self.inner;
         let Some(upstream) = backend.relay.as_ref() else {
             let reason = "its endpoint has no host and port to connect to".to_owned();
@@ -301,6 +301,7 @@ impl Relay {
             body: &mut body,
             to_backend,
             early,
+            finished: false,
             later,
             cut: &cut,
             bytes: backend.metrics.bytes_to_backend.clone(),
@@ -362,12 +363,9 @@ impl Relay {
         &self,
         method: RpcMethod,
         respond: &mut SendResponse<Bytes>,
-        call: Finish,
+        call: CallEnd,
         reason: String,
     ) {
-        let Some(call) = call.take() else {
-            return;
-        };
         let status = match call.unreachable(&self.inner, reason) {
             Ok(status) => status,
             Err(error) => self.inner.rejected(method, &error),
@@ -399,43 +397,6 @@ fn backend_request(
     Ok(request)
 }
 
-/// A call that ends exactly once: what is not finished when it drops (the client's connection
-/// closed under it) is finished as cancelled.
-struct Finish(Option<CallEnd>);
-
-impl Finish {
-    fn new(call: CallEnd) -> Self {
-        Finish(Some(call))
-    }
-
-    fn take(mut self) -> Option<CallEnd> {
-        self.0.take()
-    }
-
-    fn finish(&mut self, code: Option<i32>) {
-        if let Some(mut call) = self.0.take() {
-            call.finish(code);
-        }
-    }
-
-    fn data(&mut self, data: &Bytes, first: bool) -> Option<tonic::Status> {
-        self.0.as_mut().and_then(|c| c.data(data, first))
-    }
-
-    fn broken(&self, cause: &tonic::Status) -> tonic::Status {
-        match &self.0 {
-            Some(call) => call.broken(cause),
-            None => cause.clone(),
-        }
-    }
-}
-
-impl Drop for Finish {
-    fn drop(&mut self) {
-        self.finish(None);
-    }
-}
-
 /// The request side of a forwarded call: the client's DATA frames after the first message,
 /// each written to the backend's stream when it has window, each message held to
 /// `router.max_message_size`.
@@ -444,6 +405,9 @@ struct RequestPump<'a> {
     to_backend: SendStream<Bytes>,
     /// A chunk already read (while waiting for the end of a one-message request).
     early: Option<Bytes>,
+    /// Set once the pump ran its course; a pump dropped before (its client's connection closed
+    /// under it) aborts the backend's stream.
+    finished: bool,
     later: MessageBounds,
     cut: &'a forward::Cut,
     bytes: Counter,
@@ -466,9 +430,16 @@ enum PumpEnd {
 
 impl RequestPump<'_> {
     async fn run(mut self, already_done: bool) -> PumpEnd {
-        if already_done {
-            return PumpEnd::Done;
-        }
+        let end = if already_done {
+            PumpEnd::Done
+        } else {
+            self.pump().await
+        };
+        self.finished = true;
+        end
+    }
+
+    async fn pump(&mut self) -> PumpEnd {
         loop {
             if !self.wait_capacity().await {
                 return PumpEnd::Stopped;
@@ -524,6 +495,17 @@ impl RequestPump<'_> {
     }
 }
 
+impl Drop for RequestPump<'_> {
+    /// A request left half-way is aborted on the backend, not cancelled: servers built on hyper
+    /// take a CANCEL (what h2 sends when a stream's handles drop) as the end of the request,
+    /// and would act on a truncated one.
+    fn drop(&mut self) {
+        if !self.finished {
+            self.to_backend.send_reset(ABORT);
+        }
+    }
+}
+
 /// The next non-empty DATA payload of a client's request (empty frames carry nothing and are
 /// not forwarded), `None` at its end; `Err` when the client reset the stream.
 async fn next_chunk(body: &mut RecvStream) -> Result<Option<Bytes>, ()> {
@@ -562,7 +544,7 @@ async fn wait_capacity(stream: &mut SendStream<Bytes>) -> bool {
 struct Downstream {
     respond: SendResponse<Bytes>,
     from_backend: RecvStream,
-    call: Finish,
+    call: CallEnd,
     bytes: Counter,
     /// The status known so far (from the response's headers, then its trailers).
     code: Option<i32>,
