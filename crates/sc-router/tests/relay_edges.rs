@@ -146,7 +146,7 @@ async fn trailers_only_answers_and_broken_streams_reach_the_client_as_they_shoul
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(err.message(), "[TABLE_OR_VIEW_NOT_FOUND] fake error");
-    assert_eq!(&err.details()[..], b"\x0a\x03abc");
+    assert_eq!(err.details(), b"\x0a\x03abc");
     assert_eq!(err.metadata().get("x-fake-trailer").unwrap(), "kept");
     // A backend stream that breaks after three messages: the client gets them, then a status
     // naming the backend.
