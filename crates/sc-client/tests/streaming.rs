@@ -6,6 +6,8 @@
 //! hang into a failure), never by asserting on elapsed time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,9 +19,7 @@ use sc_client::streaming::{
     StreamingQueryListener, StreamingQueryProgress, Trigger,
 };
 use sc_client::{Column, DataFrame, Error, SparkSession};
-
-/// The most any condition is waited for.
-const PATIENCE: Duration = Duration::from_secs(180);
+use support::{PATIENCE, eventually};
 
 fn remote() -> String {
     let addr = std::env::var("SC_TEST_SPARK_A").unwrap_or_else(|_| {
@@ -38,25 +38,6 @@ async fn spark() -> SparkSession {
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Polls `check` until it returns `Some`, for at most [`PATIENCE`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn count(df: &DataFrame) -> i64 {
