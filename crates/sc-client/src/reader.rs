@@ -122,16 +122,17 @@ impl DataFrameReader {
     }
     /// Reads text files, one row per line in a `value` column.
     pub fn text<'a>(self, paths: impl IntoIterator<Item = &'a str>) -> DataFrame {
-        self.text_defaults().format("text").load(paths)
-    }
-
-    /// PySpark's defaults for text sources: `wholetext` is sent as `false` unless set.
-    pub(crate) fn text_defaults(self) -> Self {
-        if self.options.contains_key("wholetext") {
+        let r = if self.options.contains_key("wholetext") {
             self
         } else {
             self.option("wholetext", "false")
-        }
+        };
+        r.format("text").load(paths)
+    }
+
+    /// Whether the option `key` is set.
+    pub(crate) fn has_option(&self, key: &str) -> bool {
+        self.options.contains_key(key)
     }
 
     /// The session, the schema and the options, for readers built on this one.

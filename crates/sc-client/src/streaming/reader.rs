@@ -118,11 +118,14 @@ impl DataStreamReader {
 
     /// A stream of the lines of the text files appearing under `path`, in a `value` column.
     pub fn text(self, path: &str) -> DataFrame {
-        Self {
-            inner: self.inner.text_defaults(),
-        }
-        .format("text")
-        .load_path(path)
+        // PySpark's streaming reader sends the default `wholetext` as Python writes `False`
+        // (Spark reads booleans case-insensitively); the plan is kept identical.
+        let r = if self.inner.has_option("wholetext") {
+            self
+        } else {
+            self.option("wholetext", "False")
+        };
+        r.format("text").load_path(path)
     }
 
     /// A stream of the XML files appearing under `path` (set the `rowTag` option).
