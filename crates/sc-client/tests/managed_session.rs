@@ -289,6 +289,63 @@ fn admins_list_drain_and_undrain_backends() {
     });
 }
 
+#[test]
+fn admins_create_sessions_for_other_users_and_users_only_for_themselves() {
+    let env = test_env();
+    let (grpc, control_port) = ports(10);
+    let yaml = format!(
+        "{}auth:\n  admin_group: admins\n  tokens:\n    - token: admin-token\n      user: ops\n      groups: [admins]\n    - token: alice-token\n      user: alice\n",
+        predefined_config(&[&env.spark_a], "ROUND_ROBIN")
+    );
+    let proxy = ProxyProcess::start_on_ports(&yaml, grpc, control_port);
+    block_on(async {
+        let admin = control(&proxy).with_token("admin-token");
+        let alice = control(&proxy).with_token("alice-token");
+
+        // An admin creates (and uses) a session for bob.
+        let for_bob = admin
+            .create_spark_session(SessionOptions::new().app_name("for bob").user_id("bob"))
+            .await
+            .unwrap();
+        assert_eq!(for_bob.created().user_id.as_deref(), Some("bob"));
+        assert_eq!(for_bob.range(0, 9).count().await.unwrap(), 9);
+
+        // Alice may not create one for bob, nor see bob's; her own is hers.
+        let err = alice
+            .create_session_with(&SessionOptions::new().user_id("bob"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.http_status(), Some(403), "{err}");
+        let err = alice.get_session(for_bob.session_id()).await.unwrap_err();
+        assert_eq!(err.http_status(), Some(403), "{err}");
+        let own = alice.create_spark_session("alice's").await.unwrap();
+        assert_eq!(own.created().user_id.as_deref(), Some("alice"));
+        assert_eq!(own.range(0, 4).count().await.unwrap(), 4);
+        assert!(
+            alice
+                .list_sessions()
+                .await
+                .unwrap()
+                .iter()
+                .all(|s| s.user_id.as_deref() == Some("alice"))
+        );
+        // Backends are for admins.
+        let err = alice.drain_backend("backend-0").await.unwrap_err();
+        assert_eq!(err.http_status(), Some(403), "{err}");
+        assert_eq!(admin.backends().await.unwrap().len(), 1);
+
+        let ids = [
+            for_bob.session_id().to_string(),
+            own.session_id().to_string(),
+        ];
+        for_bob.close().await.unwrap();
+        own.close().await.unwrap();
+        for id in ids {
+            assert_gone(&admin, &id).await;
+        }
+    });
+}
+
 /// A proxy whose control plane and gRPC port serve TLS with a certificate of a made-up CA.
 struct TlsProxy {
     child: Child,
