@@ -12,11 +12,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arrow_array::Int64Array;
 use futures_util::StreamExt;
-use sc_client::functions::{col, lit};
+use sc_client::functions::{col, count, lit, max, window};
 use sc_client::streaming::{
-    OutputMode, QueryEvent, QueryEventStream, QueryTerminatedEvent, StreamingQuery,
-    StreamingQueryListener, StreamingQueryProgress, Trigger,
+    DataStreamWriter, OutputMode, QueryEvent, QueryEventStream, QueryTerminatedEvent,
+    StreamingQuery, StreamingQueryListener, StreamingQueryProgress, Trigger,
 };
 use sc_client::{Column, DataFrame, Error, SparkSession};
 use support::{PATIENCE, eventually};
@@ -40,7 +41,7 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
-async fn count(df: &DataFrame) -> i64 {
+async fn num_rows(df: &DataFrame) -> i64 {
     df.count().await.unwrap()
 }
 
@@ -58,11 +59,16 @@ fn rate(spark: &SparkSession, rows_per_second: u32) -> DataFrame {
 
 /// Starts a query of `df` into a memory sink of a fresh name; returns it and the sink table.
 async fn into_memory(df: DataFrame) -> (StreamingQuery, DataFrame) {
+    into_memory_with(df, |w| w).await
+}
+
+/// [`into_memory`] with more settings of the writer.
+async fn into_memory_with(
+    df: DataFrame,
+    configure: impl FnOnce(DataStreamWriter) -> DataStreamWriter,
+) -> (StreamingQuery, DataFrame) {
     let name = unique("memory");
-    let query = df
-        .write_stream()
-        .format("memory")
-        .query_name(&name)
+    let query = configure(df.write_stream().format("memory").query_name(&name))
         .start()
         .await
         .unwrap();
@@ -101,19 +107,19 @@ async fn rate_stream_into_a_memory_sink_queried_while_running() {
     // The sink table fills while the query runs: read it twice, and it grows.
     let table = spark.table(&name);
     let first = eventually("rows in the memory sink", || async {
-        let n = count(&table).await;
+        let n = num_rows(&table).await;
         (n > 0).then_some(n)
     })
     .await;
     assert!(query.is_active().await.unwrap());
     let later = eventually("more rows in the memory sink", || async {
-        let n = count(&table).await;
+        let n = num_rows(&table).await;
         (n > first).then_some(n)
     })
     .await;
     assert!(later > first);
     let buckets = table.group_by(["bucket"]).count().order_by([col("bucket")]);
-    assert_eq!(count(&buckets).await, 3);
+    assert_eq!(num_rows(&buckets).await, 3);
 
     // Progress of the triggers so far.
     let last: StreamingQueryProgress = eventually("a progress report", || async {
@@ -153,7 +159,7 @@ async fn rate_stream_into_a_memory_sink_queried_while_running() {
     query.await_termination().await.unwrap();
     assert_eq!(query.exception().await.unwrap(), None);
     // The rows stay in the sink after the stop.
-    assert!(count(&table).await >= later);
+    assert!(num_rows(&table).await >= later);
     spark.stop().await.unwrap();
 }
 
@@ -202,15 +208,15 @@ async fn a_file_stream_picks_up_new_files() {
         for (query, rows) in [(&json_query, &json_rows), (&csv_query, &csv_rows)] {
             eventually("the new file's rows", || async {
                 query.process_all_available().await.unwrap();
-                (count(rows).await == expected).then_some(())
+                (num_rows(rows).await == expected).then_some(())
             })
             .await;
         }
     }
     let per_file = json_rows.group_by(["s"]).count();
-    assert_eq!(count(&per_file).await, 3);
+    assert_eq!(num_rows(&per_file).await, 3);
     assert_eq!(
-        count(&csv_rows.filter(col("s").eq("b2"))).await,
+        num_rows(&csv_rows.filter(col("s").eq("b2"))).await,
         4,
         "csv rows with their header skipped"
     );
@@ -253,9 +259,9 @@ async fn a_file_stream_picks_up_new_files() {
     query.await_termination().await.unwrap();
     assert!(!query.is_active().await.unwrap());
     let written = spark.read().parquet([out.to_str().unwrap()]);
-    assert_eq!(count(&written).await, 50);
+    assert_eq!(num_rows(&written).await, 50);
     assert_eq!(
-        count(&written.filter(col("doubled").ne(col("id") * 2))).await,
+        num_rows(&written.filter(col("doubled").ne(col("id") * 2))).await,
         0
     );
 
@@ -277,8 +283,8 @@ async fn a_file_stream_picks_up_new_files() {
         .unwrap();
     query.await_termination().await.unwrap();
     let lines = spark.read().text([text_out.to_str().unwrap()]);
-    assert_eq!(count(&lines.filter(col("value").eq("BETA"))).await, 1);
-    assert_eq!(count(&lines).await, 3);
+    assert_eq!(num_rows(&lines.filter(col("value").eq("BETA"))).await, 1);
+    assert_eq!(num_rows(&lines).await, 3);
     spark.stop().await.unwrap();
 }
 
@@ -295,14 +301,14 @@ async fn a_table_sink_feeds_a_table_stream() {
     let into_table = writer.to_table(&table).await.unwrap();
     // (A rate source always has more: `process_all_available` is for sources that run dry.)
     eventually("rows in the sink table", || async {
-        (count(&spark.table(&table)).await > 0).then_some(())
+        (num_rows(&spark.table(&table)).await > 0).then_some(())
     })
     .await;
 
     let (from_table, copy) = into_memory(spark.read_stream().table(&table)).await;
     eventually("rows streamed from the table", || async {
         from_table.process_all_available().await.unwrap();
-        (count(&copy).await > 0).then_some(())
+        (num_rows(&copy).await > 0).then_some(())
     })
     .await;
     let progress = from_table.last_progress().await.unwrap().unwrap();
@@ -332,7 +338,7 @@ async fn duplicates_within_the_watermark_are_dropped() {
     eventually("the five keys", || async {
         let p = query.recent_progress().await.unwrap();
         let read: i64 = p.iter().map(|p| p.num_input_rows()).sum();
-        (read > 50 && count(&rows).await == 5).then_some(())
+        (read > 50 && num_rows(&rows).await == 5).then_some(())
     })
     .await;
     let progress = query.last_progress().await.unwrap().unwrap();
@@ -341,7 +347,40 @@ async fn duplicates_within_the_watermark_are_dropped() {
         progress.event_time.contains_key("watermark"),
         "{progress:?}"
     );
-    assert_eq!(count(&rows.select(["k"]).distinct()).await, 5);
+    assert_eq!(num_rows(&rows.select(["k"]).distinct()).await, 5);
+    query.stop().await.unwrap();
+    spark.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_watermarked_window_aggregation_counts_each_window() {
+    let spark = spark().await;
+    let (query, windows) = into_memory_with(
+        rate(&spark, 50)
+            .with_watermark("timestamp", "10 seconds")
+            .group_by([window(col("timestamp"), "2 seconds", None, None)])
+            .agg([count("*").alias("n")]),
+        |w| w.output_mode(OutputMode::Complete),
+    )
+    .await;
+    // The rate source stamps 50 rows a second evenly: a two-second window holds at most 100.
+    let biggest = eventually("three windows", || async {
+        let b = windows
+            .agg([count("*").alias("windows"), max("n").alias("biggest")])
+            .collect_batch()
+            .await
+            .unwrap();
+        let int = |i: usize| {
+            b.column(i)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .value(0)
+        };
+        (int(0) >= 3).then(|| int(1))
+    })
+    .await;
+    assert!((1..=100).contains(&biggest), "{biggest}");
     query.stop().await.unwrap();
     spark.stop().await.unwrap();
 }

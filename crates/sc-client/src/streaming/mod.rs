@@ -9,8 +9,7 @@
 //!
 //! ```no_run
 //! # async fn run(spark: sc_client::SparkSession) -> sc_client::Result<()> {
-//! use sc_client::Column;
-//! use sc_client::functions::count;
+//! use sc_client::functions::{col, count, window};
 //! use sc_client::streaming::OutputMode;
 //! let counts = spark
 //!     .read_stream()
@@ -18,7 +17,7 @@
 //!     .option("rowsPerSecond", "100")
 //!     .load()
 //!     .with_watermark("timestamp", "10 seconds")
-//!     .group_by([Column::sql_expr("window(timestamp, '5 seconds')")])
+//!     .group_by([window(col("timestamp"), "5 seconds", None, None)])
 //!     .agg([count("*").alias("n")]);
 //! let query = counts
 //!     .write_stream()

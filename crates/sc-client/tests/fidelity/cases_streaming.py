@@ -4,6 +4,7 @@ streaming DataFrames, and the plans `writeStream ... start()` / `toTable()` send
 
 import __main__
 
+import pyspark.sql.connect.functions as F
 from pyspark.sql.connect.proto import base_pb2
 
 spark = __main__.spark
@@ -32,6 +33,7 @@ CASES = {
     "dedup_within_watermark_all": lambda: rate().withWatermark("timestamp", "1 hour").dropDuplicatesWithinWatermark(),
     "dedup_within_watermark_subset": lambda: rate().withWatermark("timestamp", "1 hour").dropDuplicatesWithinWatermark(["value"]),
     "stream_watermark_aggregate": lambda: rate().withWatermark("timestamp", "10 seconds").groupBy("value").count(),
+    "stream_window_aggregate": lambda: rate().withWatermark("timestamp", "10 seconds").groupBy(F.window("timestamp", "5 seconds")).agg(F.sum("value").alias("s")),
 }
 
 

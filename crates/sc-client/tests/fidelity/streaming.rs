@@ -1,6 +1,7 @@
 //! Plan fidelity of Structured Streaming (the cases of `cases_streaming.py`): streaming reads,
 //! watermarks and deduplication as DataFrames, and the plans `write_stream ... start()` sends.
 
+use sc_client::functions::{col, sum, window};
 use sc_client::proto::Plan;
 use sc_client::streaming::{DataStreamWriter, OutputMode, Trigger};
 use sc_client::{DataFrame, SparkSession};
@@ -60,6 +61,10 @@ pub(crate) fn build(name: &str, spark: &SparkSession) -> Option<DataFrame> {
             .with_watermark("timestamp", "10 seconds")
             .group_by(["value"])
             .count(),
+        "stream_window_aggregate" => rate(spark)
+            .with_watermark("timestamp", "10 seconds")
+            .group_by([window(col("timestamp"), "5 seconds", None, None)])
+            .agg([sum("value").alias("s")]),
         _ => return None,
     })
 }
