@@ -1,5 +1,5 @@
 //! The Kubeflow Spark SDK's session examples, in Rust, through the gateway proxy: managed
-//! sessions with app names, a small sales DataFrame, aggregations, SQL on a temporary view, a
+//! sessions with app names, a small sales DataFrame from rows, aggregations, SQL on a temporary view, a
 //! running total over a window, two sessions at once, session info and metrics, and sessions
 //! closed by their scope.
 //!
@@ -7,10 +7,6 @@
 //! `SC_CONTROL_URL=http://localhost:8081 cargo run -p sc-client --example kubeflow_sessions`
 //! (`SC_REMOTE=sc://host:port` overrides the proxy address the control plane hands out).
 
-use std::sync::Arc;
-
-use arrow_array::{Array, Float64Array, Int32Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
 use sc_client::functions::{avg, col, count, round, sum};
 use sc_client::{ControlPlaneClient, DataFrame, ManagedSession, SessionOptions, Window};
 
@@ -33,38 +29,18 @@ pub struct Report {
     pub left_open: Vec<String>,
 }
 
-/// Three sales, as the SDK's examples start with (built with Arrow, the SDK's local data
-/// format).
-fn sales(spark: &ManagedSession) -> sc_client::Result<DataFrame> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("date", DataType::Utf8, false),
-        Field::new("product", DataType::Utf8, false),
-        Field::new("quantity", DataType::Int32, false),
-        Field::new("price", DataType::Float64, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(StringArray::from(vec![
-                "2024-01-01",
-                "2024-01-02",
-                "2024-01-03",
-            ])),
-            Arc::new(StringArray::from(vec!["laptop", "monitor", "laptop"])),
-            Arc::new(Int32Array::from(vec![2, 5, 1])),
-            Arc::new(Float64Array::from(vec![1200.0, 250.0, 1150.0])),
-        ],
-    )?;
-    spark.create_dataframe(&[batch])
-}
-
-/// Column `i` of a result as `T`'s array.
-fn column<T: 'static>(batch: &RecordBatch, i: usize) -> sc_client::Result<&T> {
-    batch
-        .column(i)
-        .as_any()
-        .downcast_ref::<T>()
-        .ok_or_else(|| sc_client::Error::Protocol(format!("unexpected type of column {i}")))
+/// Three sales, as the SDK's examples start with: rows as tuples, and the column names.
+async fn sales(spark: &ManagedSession) -> sc_client::Result<DataFrame> {
+    spark
+        .create_dataframe_from_rows(
+            vec![
+                ("2024-01-01", "laptop", 2, 1200.0),
+                ("2024-01-02", "monitor", 5, 250.0),
+                ("2024-01-03", "laptop", 1, 1150.0),
+            ],
+            ["date", "product", "quantity", "price"],
+        )
+        .await
 }
 
 /// The analysis: aggregations, SQL and a running total, then the session's info and metrics.
@@ -75,7 +51,9 @@ async fn analyse(spark: ManagedSession) -> sc_client::Result<Report> {
         spark.app_name(),
         spark.created().backend.as_deref().unwrap_or("?")
     );
-    let sales = sales(&spark)?.with_column("revenue", col("quantity") * col("price"));
+    let sales = sales(&spark)
+        .await?
+        .with_column("revenue", col("quantity") * col("price"));
     sales.show(10).await?;
 
     // Aggregations with the DataFrame API.
@@ -89,12 +67,10 @@ async fn analyse(spark: ManagedSession) -> sc_client::Result<Report> {
         ])
         .order_by([col("revenue").desc()]);
     by_product.show(10).await?;
-    let b = by_product.collect_batch().await?;
-    let names = column::<StringArray>(&b, 0)?;
-    let revenue = column::<Float64Array>(&b, 3)?;
-    let revenue_by_product = (0..b.num_rows())
-        .map(|i| (names.value(i).to_string(), revenue.value(i)))
-        .collect();
+    let revenue_by_product = by_product
+        .select(["product", "revenue"])
+        .collect_as::<(String, f64)>()
+        .await?;
 
     // The same through SQL on a temporary view.
     sales.create_or_replace_temp_view("sales").await?;
@@ -112,9 +88,12 @@ async fn analyse(spark: ManagedSession) -> sc_client::Result<Report> {
         .with_column("running_total", sum("revenue").over(&running))
         .order_by(["date"]);
     with_total.show(10).await?;
-    let b = with_total.collect_batch().await?;
-    let totals = column::<Float64Array>(&b, 2)?;
-    let running_total = (0..totals.len()).map(|i| totals.value(i)).collect();
+    let running_total = with_total
+        .collect_rows()
+        .await?
+        .iter()
+        .map(|row| row.get::<f64>("running_total"))
+        .collect::<sc_client::Result<Vec<_>>>()?;
 
     // What the proxy knows about this session.
     let info = spark.info().await?;
