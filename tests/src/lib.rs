@@ -171,8 +171,14 @@ impl ProxyProcess {
     /// config has no top-level `server` (or `control`) section, one listening on
     /// `127.0.0.1:<free port>` is appended.
     pub fn start(yaml: &str) -> Self {
-        let env = test_env();
         let [grpc_port, control_port] = free_ports::<2>();
+        Self::start_on_ports(yaml, grpc_port, control_port)
+    }
+
+    /// [`start`](Self::start) on given ports (for a machine where each engineer or job has
+    /// its own range).
+    pub fn start_on_ports(yaml: &str, grpc_port: u16, control_port: u16) -> Self {
+        let env = test_env();
         let dir = tempfile::Builder::new()
             .prefix("sc-e2e-proxy-")
             .tempdir()

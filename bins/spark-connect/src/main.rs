@@ -13,7 +13,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use sc_client::{ControlPlaneClient, SparkSession};
+use sc_client::{ControlPlaneClient, SessionOptions, SparkSession};
 
 /// A command-line client for Spark Connect servers and the gateway proxy.
 #[derive(Debug, Parser)]
@@ -84,6 +84,9 @@ enum SessionAction {
         /// The user the session is for.
         #[arg(long)]
         user: Option<String>,
+        /// The application name the proxy shows for the session.
+        #[arg(long)]
+        app_name: Option<String>,
     },
     /// Lists the sessions.
     List,
@@ -181,9 +184,19 @@ async fn session_command(
         None => printer.clone(),
     };
     match action {
-        SessionAction::Create { user } => {
-            let s = client.create_session(user.as_deref()).await?;
+        SessionAction::Create { user, app_name } => {
+            let mut opts = SessionOptions::new();
+            if let Some(u) = user {
+                opts = opts.user_id(u);
+            }
+            if let Some(a) = app_name {
+                opts = opts.app_name(a);
+            }
+            let s = client.create_session_with(&opts).await?;
             println!("id:                {}", s.id);
+            if let Some(a) = &s.app_name {
+                println!("app name:          {a}");
+            }
             if let Some(b) = &s.backend {
                 println!("backend:           {b}");
             }

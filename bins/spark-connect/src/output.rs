@@ -193,19 +193,22 @@ pub(crate) fn describe_error(e: &anyhow::Error) -> String {
 
 /// Prints proxy sessions as a table.
 pub(crate) fn print_sessions(sessions: &[ProxySession]) {
-    let rows: Vec<[String; 5]> = sessions
+    let rows: Vec<[String; 6]> = sessions
         .iter()
         .map(|s| {
             [
                 s.id.clone(),
+                s.app_name.clone().unwrap_or_default(),
                 s.user_id.clone().unwrap_or_default(),
                 s.backend.clone().unwrap_or_default(),
-                s.state.clone().unwrap_or_default(),
-                s.created_at.clone().unwrap_or_default(),
+                s.state.to_string(),
+                s.created_at
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                    .unwrap_or_default(),
             ]
         })
         .collect();
-    let header = ["id", "user", "backend", "state", "created_at"];
+    let header = ["id", "app", "user", "backend", "state", "created_at"];
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {

@@ -200,6 +200,10 @@ pub(crate) struct Shared {
     pub(crate) subqueries: crate::subquery::SubqueryPlans,
     /// The observations waiting for metrics from this session's executions.
     pub(crate) observations: crate::observation::Observations,
+    /// The streaming query listener events call, while someone listens.
+    pub(crate) listener_bus: crate::streaming::ListenerBus,
+    /// What else `stop` ends (a managed proxy session deletes itself on the control plane).
+    pub(crate) on_stop: crate::control::StopHook,
 }
 
 impl Shared {
@@ -225,6 +229,8 @@ impl Shared {
             reattaches: AtomicU64::new(0),
             subqueries: Default::default(),
             observations: Default::default(),
+            listener_bus: Default::default(),
+            on_stop: Default::default(),
         }
     }
 

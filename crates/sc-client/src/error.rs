@@ -76,9 +76,25 @@ pub enum Error {
     /// An I/O error, for example while reading an artifact or a CA file.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
-    /// The proxy control plane answered with an HTTP error or could not be reached.
+    /// The proxy control plane could not be reached, or answered something unreadable.
     #[error("control plane error: {0}")]
     ControlPlane(String),
+    /// The proxy control plane answered with an HTTP error status.
+    #[error("control plane error: {status}{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    ControlPlaneStatus {
+        /// The HTTP status code (404 when the session does not exist).
+        status: u16,
+        /// The control plane's error code (for example `NOT_FOUND`), when it sent one.
+        code: Option<String>,
+        /// The control plane's message.
+        message: String,
+    },
+    /// Something this client cannot do; the message says why and what to do instead.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// The stream of streaming-query listener events failed or fell behind.
+    #[error("streaming query listener events: {0}")]
+    ListenerEvents(String),
 }
 
 impl Error {
@@ -102,6 +118,15 @@ impl Error {
     pub fn spark_error(&self) -> Option<&SparkError> {
         match self {
             Error::Spark(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status the proxy control plane answered with, when this is a control-plane error
+    /// status (404: no such session).
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::ControlPlaneStatus { status, .. } => Some(*status),
             _ => None,
         }
     }

@@ -120,8 +120,18 @@
 //!
 //! # Through the gateway proxy
 //!
-//! [`ControlPlaneClient`] creates sessions on the proxy's control plane and returns a
-//! [`SparkSession`] already bound to one (with the `x-spark-connect-session-id` header).
+//! [`ControlPlaneClient`] creates sessions on the proxy's control plane, with an app name, and
+//! hands out a [`ManagedSession`]: the proxy session and a [`SparkSession`] connected to it
+//! (whose session id is the proxy session's), owned together. Closing it (or stopping the Spark
+//! session) releases the Spark session and deletes the proxy session;
+//! [`ControlPlaneClient::with_session`] closes it even when the work in between fails. Its
+//! state and metrics (queries, active operations, artifacts, bytes, execution time, errors)
+//! are typed ([`SessionState`], [`SessionMetrics`]).
+//!
+//! # Structured Streaming
+//!
+//! [`SparkSession::read_stream`], [`DataFrame::write_stream`], [`StreamingQuery`] and
+//! [`SparkSession::streams`], with listener events as an async stream: see [`streaming`].
 //!
 //! # Statistics, observed metrics, table writes and the catalog
 //!
@@ -178,6 +188,7 @@ mod row;
 mod session;
 mod session_clone;
 mod stat;
+pub mod streaming;
 mod subquery;
 mod tvf;
 pub mod types;
@@ -191,7 +202,10 @@ pub use catalog::{
 pub use client::{DEFAULT_MAX_MESSAGE_SIZE, Progress, ProgressHandler, RetryPolicy};
 pub use column::{Column, Date, Decimal, IntoColumn, IntoExpr, Timestamp, TimestampNtz};
 pub use conn::{ConnectionString, DEFAULT_PORT, RESERVED_KEYS};
-pub use control::{ControlPlaneClient, ProxySession, SESSION_HEADER};
+pub use control::{
+    BackendInfo, ControlPlaneClient, ControlPlaneClientBuilder, ManagedSession, ProxySession,
+    SESSION_HEADER, SessionMetrics, SessionOptions, SessionState,
+};
 pub use dataframe::{
     BatchStream, DataFrame, ExplainMode, GroupedData, IntoCondition, JoinOn, JoinType, NaFunctions,
     StorageLevel,
@@ -204,6 +218,7 @@ pub use reader::DataFrameReader;
 pub use row::{FromValue, Row, RowIndex, RowStream, TypedRowStream};
 pub use session::{RuntimeConfig, SPARK_REMOTE_ENV, SparkSession, SparkSessionBuilder};
 pub use stat::DataFrameStatFunctions;
+pub use streaming::{DataStreamReader, DataStreamWriter, StreamingQuery, StreamingQueryManager};
 pub use tvf::TableValuedFunction;
 pub use window::{Window, WindowSpec};
 pub use writer::{DataFrameWriter, SaveMode};

@@ -31,6 +31,10 @@ pub struct DataFrameReader {
     /// The schema when it was given typed (for parsing DataFrames of strings).
     struct_schema: Option<StructType>,
     options: BTreeMap<String, String>,
+    /// Whether the relations read a stream (`spark.read_stream()`).
+    pub(crate) streaming: bool,
+    /// The name of a streaming source, kept in the checkpoint.
+    pub(crate) source_name: Option<String>,
 }
 
 impl DataFrameReader {
@@ -42,6 +46,8 @@ impl DataFrameReader {
             schema: Some(String::new()),
             struct_schema: None,
             options: BTreeMap::new(),
+            streaming: false,
+            source_name: None,
         }
     }
 
@@ -85,14 +91,14 @@ impl DataFrameReader {
 
     fn data_source(self, paths: Vec<String>, predicates: Vec<String>) -> DataFrame {
         let rel = self.session.relation(RelType::Read(pb::Read {
-            is_streaming: false,
+            is_streaming: self.streaming,
             read_type: Some(pb::read::ReadType::DataSource(pb::read::DataSource {
                 format: self.format,
                 schema: self.schema,
                 options: self.options.into_iter().collect(),
                 paths,
                 predicates,
-                source_name: None,
+                source_name: self.source_name,
             })),
         }));
         DataFrame::new(self.session, rel)
@@ -122,6 +128,16 @@ impl DataFrameReader {
             self.option("wholetext", "false")
         };
         r.format("text").load(paths)
+    }
+
+    /// Whether the option `key` is set.
+    pub(crate) fn has_option(&self, key: &str) -> bool {
+        self.options.contains_key(key)
+    }
+
+    /// The session, the schema and the options, for readers built on this one.
+    pub(crate) fn into_parts(self) -> (SparkSession, Option<String>, BTreeMap<String, String>) {
+        (self.session, self.schema, self.options)
     }
 
     /// Reads XML files: set the element of a row with `.option("rowTag", "book")`.
@@ -243,7 +259,7 @@ impl DataFrameReader {
     /// Reads a table or view.
     pub fn table(self, name: &str) -> DataFrame {
         let rel = self.session.relation(RelType::Read(pb::Read {
-            is_streaming: false,
+            is_streaming: self.streaming,
             read_type: Some(pb::read::ReadType::NamedTable(pb::read::NamedTable {
                 unparsed_identifier: name.to_string(),
                 options: self.options.into_iter().collect(),

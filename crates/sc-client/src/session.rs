@@ -632,13 +632,17 @@ impl SparkSession {
 
     /// Ends the session on the server (ReleaseSession). Later calls fail with
     /// [`Error::SessionStopped`]. Stopping twice is not an error.
+    ///
+    /// A session connected by a [`ManagedSession`](crate::ManagedSession) also deletes its
+    /// proxy session.
     pub async fn stop(&self) -> Result<()> {
         if self.client.shared.stopped.load(Ordering::Acquire) {
             return Ok(());
         }
         let res = self.client.release_session().await;
         self.client.shared.stopped.store(true, Ordering::Release);
-        res
+        let hook = self.client.shared.on_stop.run().await;
+        res.and(hook)
     }
 
     /// Whether [`stop`](Self::stop) was called.

@@ -25,6 +25,8 @@ mod capture;
 mod functions_cases;
 #[path = "fidelity/rows.rs"]
 mod rows_cases;
+#[path = "fidelity/streaming.rs"]
+mod streaming;
 
 fn python() -> String {
     std::env::var("SC_TEST_PYTHON").unwrap_or_else(|_| {
@@ -359,7 +361,8 @@ fn build(name: &str, spark: &SparkSession) -> Option<DataFrame> {
         _ => {
             return functions_cases::build(name, spark)
                 .or_else(|| breadth::build(name, spark))
-                .or_else(|| rows_cases::build(name, spark));
+                .or_else(|| rows_cases::build(name, spark))
+                .or_else(|| streaming::build(name, spark));
         }
     };
     Some(df)
@@ -379,10 +382,16 @@ async fn compare(name: &str, want: &Plan, capture: &capture::Capture) -> Option<
     // A DataFrame's plan, or else the plan an action, command or catalog call sends.
     let got = match build(name, &spark) {
         Some(df) => df.to_plan(),
-        None => match breadth::build_plan(name, capture).await {
-            Some(plan) => plan,
-            None => return Some(format!("{name}: no Rust spelling of this case")),
-        },
+        None => {
+            let plan = match breadth::build_plan(name, capture).await {
+                Some(plan) => Some(plan),
+                None => streaming::build_plan(name, capture).await,
+            };
+            match plan {
+                Some(plan) => plan,
+                None => return Some(format!("{name}: no Rust spelling of this case")),
+            }
+        }
     };
     // Arrow IPC data of local relations is compared decoded (see `fidelity/rows.rs`).
     let got = rows_cases::canonical(got);

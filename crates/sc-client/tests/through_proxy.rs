@@ -6,7 +6,7 @@
 
 use futures_util::StreamExt;
 use sc_client::functions::{col, lit, sum};
-use sc_client::{ControlPlaneClient, SESSION_HEADER, SparkSession};
+use sc_client::{ControlPlaneClient, SESSION_HEADER, SessionOptions, SparkSession};
 use sc_e2e::{ProxyProcess, predefined_config, test_env};
 
 #[test]
@@ -21,7 +21,11 @@ fn sdk_through_the_proxy() {
         let control = ControlPlaneClient::new(&control_url)
             .unwrap()
             .with_remote(remote.clone());
-        let (info, spark) = control.create_spark_session(Some("alice")).await.unwrap();
+        let spark = control
+            .create_spark_session(SessionOptions::new().user_id("alice"))
+            .await
+            .unwrap();
+        let info = spark.created().clone();
         assert_eq!(
             spark.connection().metadata.get(SESSION_HEADER),
             Some(&info.id)
@@ -49,8 +53,8 @@ fn sdk_through_the_proxy() {
         assert!(listed.iter().any(|s| s.id == info.id), "{listed:?}");
         let shown = control.get_session(&info.id).await.unwrap();
         assert_eq!(shown.id, info.id);
-        spark.stop().await.unwrap();
-        control.close_session(&info.id).await.unwrap();
+        // Stopping the managed session's Spark session deletes the proxy session too.
+        spark.spark().stop().await.unwrap();
         let gone = control.get_session(&info.id).await.unwrap_err();
         assert!(gone.to_string().contains("404"), "{gone}");
 
@@ -81,7 +85,10 @@ fn a_large_result_is_reattached_through_the_proxy() {
         let control = ControlPlaneClient::new(&control_url)
             .unwrap()
             .with_remote(remote.clone());
-        let (info, by_header) = control.create_spark_session(Some("alice")).await.unwrap();
+        let by_header = control
+            .create_spark_session(SessionOptions::new().user_id("alice"))
+            .await
+            .unwrap();
         let plain = SparkSession::builder()
             .remote(remote)
             .build()
@@ -89,7 +96,7 @@ fn a_large_result_is_reattached_through_the_proxy() {
             .unwrap();
         // About 30 MB of Arrow: 1M rows of an id and 17 bytes of text.
         const ROWS: i64 = 1_000_000;
-        for spark in [&by_header, &plain] {
+        for spark in [by_header.spark(), &plain] {
             let before = spark.reattach_count();
             let df = spark
                 .range_with(Some(0), ROWS, 1, Some(4))
@@ -116,8 +123,7 @@ fn a_large_result_is_reattached_through_the_proxy() {
             );
         }
         plain.stop().await.unwrap();
-        by_header.stop().await.unwrap();
-        control.close_session(&info.id).await.unwrap();
+        by_header.close().await.unwrap();
     });
     // The reattaches were the proxy's to route: it counts them as forwarded calls.
     let (status, metrics) = proxy.control("GET", "/control/metrics", false);

@@ -21,6 +21,7 @@ use sc_client::proto::spark_connect_service_server::{
     SparkConnectService, SparkConnectServiceServer,
 };
 use sc_client::{Error, RESERVED_KEYS, RetryPolicy, SparkSession};
+use sc_testkit::tls::TestCa;
 use sc_testkit::{Fake, FakeState, Seen};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -649,38 +650,10 @@ fn df_batch(len: usize) -> RecordBatch {
 
 // === TLS ===
 
-struct Ca {
-    params: rcgen::CertificateParams,
-    key: rcgen::KeyPair,
-    pem: String,
-}
-
-fn ca() -> Ca {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "sc-client test CA");
-    let key = rcgen::KeyPair::generate().unwrap();
-    let pem = params.self_signed(&key).unwrap().pem();
-    Ca { params, key, pem }
-}
-
-/// A server certificate for `names`, signed by `ca`: (cert PEM, key PEM).
-fn leaf(ca: &Ca, names: &[&str]) -> (String, String) {
-    let params =
-        rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-            .unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let issuer = rcgen::Issuer::from_params(&ca.params, &ca.key);
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
 #[tokio::test]
 async fn tls_with_a_given_ca() {
-    let ca = ca();
-    let (cert, key) = leaf(&ca, &["localhost", "127.0.0.1"]);
+    let ca = TestCa::new("sc-client test CA");
+    let (cert, key) = ca.leaf("localhost", &["localhost", "127.0.0.1"]);
     let (addr, seen) = sc_testkit::spawn_backend_tls("tls", &cert, &key).await;
     let remote = format!("sc://localhost:{}/;use_ssl=true", addr.port());
 
@@ -762,9 +735,9 @@ async fn a_token_to_a_non_loopback_host_goes_over_tls_only() {
     assert!(plain.seen.seen().is_empty());
 
     // A TLS server there (trusted through the given CA) receives it, with no use_ssl needed.
-    let ca = ca();
+    let ca = TestCa::new("sc-client test CA");
     let ip_name = ip.to_string();
-    let (cert, key) = leaf(&ca, &[ip_name.as_str()]);
+    let (cert, key) = ca.leaf(&ip_name, &[ip_name.as_str()]);
     let tls = spawn_scripted_on(ip, Some((&cert, &key)), Script::default()).await;
     let spark = SparkSession::builder()
         .remote(format!("sc://{}/;token=secret", tls.addr))

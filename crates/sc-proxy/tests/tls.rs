@@ -7,39 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sc_proxy::{Proxy, ProxyConfig};
+use sc_testkit::tls::TestCa;
 use sc_testkit::{config_req, spawn_backend, spawn_backend_tls};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-
-struct Ca {
-    params: rcgen::CertificateParams,
-    key: rcgen::KeyPair,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let pem = params.self_signed(&key).unwrap().pem();
-    Ca { params, key, pem }
-}
-
-/// A certificate for `names` with common name `cn`, signed by `ca`: (cert PEM, key PEM).
-fn leaf(ca: &Ca, cn: &str, names: &[&str]) -> (String, String) {
-    let mut params =
-        rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-            .unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, cn);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let issuer = rcgen::Issuer::from_params(&ca.params, &ca.key);
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -80,8 +50,8 @@ async fn tls_client(
 #[tokio::test(flavor = "multi_thread")]
 async fn backends_are_reached_over_tls_with_their_own_ca_and_server_name() {
     let dir = tempfile::tempdir().unwrap();
-    let backend_ca = ca("backend CA");
-    let (cert, key) = leaf(&backend_ca, "spark.internal", &["spark.internal"]);
+    let backend_ca = TestCa::new("backend CA");
+    let (cert, key) = backend_ca.leaf("spark.internal", &["spark.internal"]);
     let (addr, state) = spawn_backend_tls("tls-backend", &cert, &key).await;
     let ca_file = write(dir.path(), "backend-ca.pem", &backend_ca.pem);
     let config = |server_name: &str| {
@@ -107,12 +77,12 @@ async fn backends_are_reached_over_tls_with_their_own_ca_and_server_name() {
 #[tokio::test(flavor = "multi_thread")]
 async fn client_certificates_are_identities_and_the_control_plane_speaks_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let server_ca = ca("proxy CA");
-    let client_ca = ca("client CA");
-    let (server_cert, server_key) = leaf(&server_ca, "localhost", &["localhost", "127.0.0.1"]);
-    let (dave_cert, dave_key) = leaf(&client_ca, "dave", &["dave.client"]);
-    let stranger_ca = ca("stranger CA");
-    let (eve_cert, eve_key) = leaf(&stranger_ca, "eve", &["eve.client"]);
+    let server_ca = TestCa::new("proxy CA");
+    let client_ca = TestCa::new("client CA");
+    let (server_cert, server_key) = server_ca.leaf("localhost", &["localhost", "127.0.0.1"]);
+    let (dave_cert, dave_key) = client_ca.leaf("dave", &["dave.client"]);
+    let stranger_ca = TestCa::new("stranger CA");
+    let (eve_cert, eve_key) = stranger_ca.leaf("eve", &["eve.client"]);
     let (backend, state) = spawn_backend("plain").await;
     let yaml = format!(
         "store:\n  type: memory\nbackend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\nserver:\n  listen_addr: 127.0.0.1:0\n  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n    client_ca_file: {}\ncontrol:\n  listen_addr: 127.0.0.1:0\n  tls: true\nauth:\n  mtls:\n    groups: [engineers]\n  tokens:\n    - token: t0k3n\n      user: tina\n",
@@ -242,10 +212,10 @@ async fn control_https(
 #[tokio::test(flavor = "multi_thread")]
 async fn the_control_plane_over_tls_knows_callers_by_their_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let server_ca = ca("proxy CA");
-    let client_ca = ca("client CA");
-    let (server_cert, server_key) = leaf(&server_ca, "localhost", &["localhost", "127.0.0.1"]);
-    let (dave_cert, dave_key) = leaf(&client_ca, "dave", &["dave.client"]);
+    let server_ca = TestCa::new("proxy CA");
+    let client_ca = TestCa::new("client CA");
+    let (server_cert, server_key) = server_ca.leaf("localhost", &["localhost", "127.0.0.1"]);
+    let (dave_cert, dave_key) = client_ca.leaf("dave", &["dave.client"]);
     let (backend, _) = spawn_backend("plain").await;
     // Certificates are the only credential.
     let yaml = format!(
@@ -295,10 +265,10 @@ async fn the_control_plane_over_tls_knows_callers_by_their_client_certificate() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replaced_certificate_is_picked_up_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let old_ca = ca("old CA");
-    let new_ca = ca("new CA");
-    let (old_cert, old_key) = leaf(&old_ca, "localhost", &["localhost"]);
-    let (new_cert, new_key) = leaf(&new_ca, "localhost", &["localhost"]);
+    let old_ca = TestCa::new("old CA");
+    let new_ca = TestCa::new("new CA");
+    let (old_cert, old_key) = old_ca.leaf("localhost", &["localhost"]);
+    let (new_cert, new_key) = new_ca.leaf("localhost", &["localhost"]);
     let cert_file = write(dir.path(), "server.pem", &old_cert);
     let key_file = write(dir.path(), "server.key", &old_key);
     let (backend, _) = spawn_backend("plain").await;
@@ -335,10 +305,10 @@ async fn a_replaced_certificate_is_picked_up_without_a_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn require_client_cert_refuses_clients_without_a_certificate_even_with_a_token() {
     let dir = tempfile::tempdir().unwrap();
-    let server_ca = ca("proxy CA");
-    let client_ca = ca("client CA");
-    let (server_cert, server_key) = leaf(&server_ca, "localhost", &["localhost", "127.0.0.1"]);
-    let (dave_cert, dave_key) = leaf(&client_ca, "dave", &["dave.client"]);
+    let server_ca = TestCa::new("proxy CA");
+    let client_ca = TestCa::new("client CA");
+    let (server_cert, server_key) = server_ca.leaf("localhost", &["localhost", "127.0.0.1"]);
+    let (dave_cert, dave_key) = client_ca.leaf("dave", &["dave.client"]);
     let (backend, state) = spawn_backend("plain").await;
     let yaml = format!(
         "store:\n  type: memory\nbackend_provider:\n  type: PREDEFINED\n  spec:\n    endpoints:\n      - url: {backend}\nserver:\n  listen_addr: 127.0.0.1:0\n  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n    client_ca_file: {}\n    require_client_cert: true\ncontrol:\n  listen_addr: 127.0.0.1:0\nauth:\n  mtls: {{}}\n  tokens:\n    - token: t0k3n\n      user: tina\n",

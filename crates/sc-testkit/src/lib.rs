@@ -27,6 +27,8 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status, Streaming};
 
+pub mod tls;
+
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub method: &'static str,
