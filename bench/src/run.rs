@@ -36,6 +36,10 @@ pub(crate) struct RunArgs {
     /// The proxy binary (default: this workspace's target/release/spark-connect-proxy).
     #[arg(long, value_name = "FILE")]
     proxy_bin: Option<PathBuf>,
+    /// An earlier build of the proxy to measure side by side with this one (target
+    /// `baseline`), for before/after comparisons in one run.
+    #[arg(long, value_name = "FILE")]
+    baseline_bin: Option<PathBuf>,
     /// The nginx binary (default: `nginx` on PATH, else /usr/sbin/nginx).
     #[arg(long, value_name = "FILE")]
     nginx_bin: Option<PathBuf>,
@@ -118,7 +122,7 @@ impl Sizes {
                 stream_total: 1 << 30,
                 ttfr_calls: 300,
                 control_calls: 1_000,
-                scale_steps: vec![1_000, 10_000, 100_000],
+                scale_steps: vec![1_000, 10_000, 100_000, 1_000_000],
                 slow_total: 10_000_000_000,
                 slow_pause: Duration::from_millis(10),
                 spark_rows: 2_000_000,
@@ -214,6 +218,18 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
         ),
         None => None,
     };
+    let baseline = match &args.baseline_bin {
+        Some(bin) => Some(
+            procs::start_proxy(bin, dir.path(), "baseline", &fake_addr, &args.store).await?,
+        ),
+        None => None,
+    };
+    let spark_baseline = match (&args.baseline_bin, &args.spark) {
+        (Some(bin), Some(spark)) => Some(
+            procs::start_proxy(bin, dir.path(), "baseline-spark", spark, &args.store).await?,
+        ),
+        _ => None,
+    };
     let mut backends = vec![fake_addr.as_str()];
     if let Some(spark) = &args.spark {
         backends.push(spark);
@@ -244,6 +260,13 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
             pid: Some(proxy.proc.pid),
         },
     ];
+    if let Some(baseline) = &baseline {
+        targets.push(Target {
+            name: "baseline",
+            addr: baseline.grpc.clone(),
+            pid: Some(baseline.proc.pid),
+        });
+    }
     if let Some(nginx) = &nginx {
         targets.push(Target {
             name: "nginx",
@@ -292,6 +315,13 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 pid: Some(spark_proxy.proc.pid),
             },
         ];
+        if let Some(baseline) = &spark_baseline {
+            targets.push(Target {
+                name: "baseline",
+                addr: baseline.grpc.clone(),
+                pid: Some(baseline.proc.pid),
+            });
+        }
         if let Some(nginx) = &nginx {
             targets.push(Target {
                 name: "nginx",
@@ -318,7 +348,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
         .await;
     }
     our_cpu += proxy.proc.stop().await;
-    if let Some(p) = spark_proxy {
+    for p in [spark_proxy, baseline, spark_baseline].into_iter().flatten() {
         our_cpu += p.proc.stop().await;
     }
 
