@@ -219,15 +219,15 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
         None => None,
     };
     let baseline = match &args.baseline_bin {
-        Some(bin) => Some(
-            procs::start_proxy(bin, dir.path(), "baseline", &fake_addr, &args.store).await?,
-        ),
+        Some(bin) => {
+            Some(procs::start_proxy(bin, dir.path(), "baseline", &fake_addr, &args.store).await?)
+        }
         None => None,
     };
     let spark_baseline = match (&args.baseline_bin, &args.spark) {
-        (Some(bin), Some(spark)) => Some(
-            procs::start_proxy(bin, dir.path(), "baseline-spark", spark, &args.store).await?,
-        ),
+        (Some(bin), Some(spark)) => {
+            Some(procs::start_proxy(bin, dir.path(), "baseline-spark", spark, &args.store).await?)
+        }
         _ => None,
     };
     let mut backends = vec![fake_addr.as_str()];
@@ -348,7 +348,10 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
         .await;
     }
     our_cpu += proxy.proc.stop().await;
-    for p in [spark_proxy, baseline, spark_baseline].into_iter().flatten() {
+    for p in [spark_proxy, baseline, spark_baseline]
+        .into_iter()
+        .flatten()
+    {
         our_cpu += p.proc.stop().await;
     }
 
