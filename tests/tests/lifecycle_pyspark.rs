@@ -245,6 +245,53 @@ fn a_backend_killed_mid_query_fails_fast_and_recovers() {
     assert!(metric_sum(&metrics, "sc_proxy_sessions_closed_total", &[]) >= 0.0);
 }
 
+/// Issue 14's dead backend, with real PySpark: six sessions over two Spark Connect servers, one
+/// SIGKILLed. The survivor's three sessions see no failure; each of the dead server's three gets
+/// FAILED_PRECONDITION naming the backend on its next call (PySpark's default retry policy,
+/// which retries UNAVAILABLE for minutes, is kept), well within a second; the times are printed.
+#[test]
+fn a_sigkilled_backend_fails_its_sessions_at_once_and_spares_the_survivor() {
+    let env = test_env();
+    let [port] = free_ports::<1>();
+    let own = OwnSpark::start("dead-kill", port);
+    let mut yaml = predefined_config(
+        &[&env.spark_a, &format!("127.0.0.1:{}", own.port)],
+        "ROUND_ROBIN",
+    );
+    // Default probes (every 10 s): the dead sessions must not wait for one.
+    yaml.push_str("router:\n  health:\n    interval: 10s\n");
+    let proxy = ProxyProcess::start(&yaml);
+    let (sync, handle) = spawn_scenario(&proxy, "dead_backend_kill.py", Vec::new());
+    wait_step(sync.path(), "ready", &handle, Duration::from_secs(180));
+    let killed_at = now_secs();
+    own.kill_hard();
+    // The server is gone for good (a restart would be a new server with none of its sessions).
+    step_done(sync.path(), "killed", &format!("{killed_at}"));
+    let out = finish_scenario(&proxy, handle);
+    eprintln!(
+        "dead backend: time from a dead session's next call to its error: {} (worst {:.3} s)",
+        out["dead_delays"],
+        out["worst"].as_f64().unwrap()
+    );
+    assert_eq!(out["survivor_queries"], 6, "{out}");
+    let metrics = proxy.metrics();
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "sc_proxy_sessions_dead_total",
+            &[("cause", "unreachable")]
+        ),
+        3.0,
+        "{metrics}"
+    );
+    let log = proxy.log();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("session_dead")).count(),
+        3,
+        "one audit line per dead session"
+    );
+}
+
 /// An idle session expires and is released on its backend; a session busy with a long query
 /// does not, though the query outlasts the idle timeout twice.
 #[test]

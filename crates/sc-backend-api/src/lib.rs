@@ -64,5 +64,5 @@ pub use backend::{Backend, BackendId, BackendTls};
 pub use error::ProviderError;
 pub use identity::{AuthMethod, Identity};
 pub use policy::{BackendLoad, LoadPolicy, Placement};
-pub use provider::{BackendProvider, Health, ProviderStatus, StartRequest};
+pub use provider::{BackendProvider, DeathCause, Health, PostMortem, ProviderStatus, StartRequest};
 pub use registry::{PolicyFactory, ProviderFactory, Registry, Spec};

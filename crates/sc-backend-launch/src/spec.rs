@@ -385,6 +385,7 @@ mod tests {
                 groups: groups.iter().map(|g| (*g).to_owned()).collect(),
                 method: AuthMethod::Token,
             }),
+            profile: None,
         };
         let a1 = req(Some("alice"), Some("s1"), &["eng", "ops"]);
         let a2 = req(Some("alice"), Some("s2"), &[]);

@@ -57,6 +57,7 @@ fn req(user: &str, session: &str) -> StartRequest {
         user: Some(user.into()),
         session_id: Some(session.into()),
         identity: None,
+        profile: None,
     }
 }
 
@@ -120,6 +121,7 @@ async fn connection_server_and_group_share_levels() {
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             method: AuthMethod::Jwt,
         }),
+        profile: None,
     };
     let alice = p.start(&member("alice", &["eng"])).await.unwrap();
     let bob = p.start(&member("bob", &["eng", "ops"])).await.unwrap();

@@ -489,6 +489,9 @@ struct CreateSession {
     /// A name for the application, shown with the session.
     #[serde(default)]
     app_name: Option<String>,
+    /// The engine profile to run the session on (the provider's `spec.profiles`).
+    #[serde(default)]
+    profile: Option<String>,
 }
 
 async fn create_session(
@@ -512,7 +515,7 @@ async fn create_session(
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::bad_request(format!(
-                "request body is not valid JSON for a new session: {e}; send no body, or {{\"user_id\": \"alice\", \"app_name\": \"etl\"}}"
+                "request body is not valid JSON for a new session: {e}; send no body, or {{\"user_id\": \"alice\", \"app_name\": \"etl\", \"profile\": \"large\"}}"
             ))
         })?
     };
@@ -520,6 +523,7 @@ async fn create_session(
     let mut new = sc_router::SessionRequest::new();
     new.user_id = request.user_id;
     new.app_name = request.app_name;
+    new.profile = request.profile;
     let info = state.router.create_session(&caller, new).await?;
     tracing::info!(target: "audit", event = "session_create", kind = "control", session_id = %info.id, user = info.user_id.as_deref().unwrap_or(""), by = who.name(), peer = %who.peer_text(), backend = %info.backend, "session created");
     if wants_json(&headers) {

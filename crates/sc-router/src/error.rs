@@ -164,6 +164,8 @@ impl RouterError {
             }
             RouterError::BackendUnavailable { .. } => Code::Unavailable,
             RouterError::Provider(ProviderError::Config(_)) => Code::Internal,
+            RouterError::Provider(ProviderError::UnknownProfile { .. }) => Code::InvalidArgument,
+            RouterError::Provider(ProviderError::ProfileForbidden { .. }) => Code::PermissionDenied,
             RouterError::Provider(_) => Code::Unavailable,
             RouterError::RequestBody(_) => Code::Cancelled,
             RouterError::SessionDead { .. } | RouterError::SessionClosed { .. } => {

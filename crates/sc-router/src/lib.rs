@@ -83,7 +83,7 @@ pub use error::{RouterError, code_name};
 pub use health::HealthSettings;
 pub use metrics::Metrics;
 pub use registry::{SessionInfo, SessionKind, SessionMetrics};
-pub use service::{RouterService, SESSION_HEADER};
+pub use service::{PROFILE_HEADER, RouterService, SESSION_HEADER};
 pub use sessions::CloseReason;
 pub use settings::{RouterSettings, SessionSettings};
 
@@ -257,6 +257,8 @@ pub struct SessionRequest {
     pub user_id: Option<String>,
     /// A name for the application, shown with the session.
     pub app_name: Option<String>,
+    /// The engine profile to run the session on; the provider's default when `None`.
+    pub profile: Option<String>,
 }
 
 impl SessionRequest {
@@ -277,10 +279,17 @@ impl SessionRequest {
         self
     }
 
+    /// The same request, on engine profile `profile`.
+    pub fn profile(mut self, profile: impl Into<String>) -> Self {
+        self.profile = Some(profile.into());
+        self
+    }
+
     fn validate(&self) -> Result<(), RouterError> {
         for (key, value, max) in [
             ("user_id", &self.user_id, 256),
             ("app_name", &self.app_name, 256),
+            ("profile", &self.profile, 128),
         ] {
             if let Some(value) = value
                 && (value.trim().is_empty()
@@ -389,7 +398,7 @@ impl Router {
             })?;
         }
         self.inner
-            .create_control(caller, owner, request.app_name)
+            .create_control(caller, owner, request.app_name, request.profile)
             .await
     }
 
