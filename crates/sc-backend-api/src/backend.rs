@@ -36,6 +36,13 @@ impl From<&str> for BackendId {
     }
 }
 
+/// The path under which the control plane serves a backend's Spark UI
+/// (`/control/backends/{id}/ui`): what a launched engine's `spark.ui.proxyBase` is set to, so
+/// the links its UI writes lead back through the proxy.
+pub fn ui_proxy_base(id: &str) -> String {
+    format!("/control/backends/{id}/ui")
+}
+
 /// How the proxy reaches a backend over TLS.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BackendTls {

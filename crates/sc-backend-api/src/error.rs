@@ -18,6 +18,11 @@ pub enum ProviderError {
     /// Starting a backend failed or timed out.
     #[error("starting a backend failed: {0}")]
     StartFailed(String),
+    /// The provider will not start a backend for this session now, and retrying soon will not
+    /// help: its engines keep failing (a crash loop), or restarts are off. The message says
+    /// why and until when.
+    #[error("{0}")]
+    NotRestarting(String),
     /// Stopping a backend failed.
     #[error("stopping backend '{id}' failed: {reason}")]
     StopFailed {

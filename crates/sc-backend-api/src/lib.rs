@@ -60,7 +60,7 @@ mod provider;
 mod registry;
 
 pub use authenticate::CallAuthenticator;
-pub use backend::{Backend, BackendId, BackendTls};
+pub use backend::{Backend, BackendId, BackendTls, ui_proxy_base};
 pub use error::ProviderError;
 pub use identity::{AuthMethod, Identity};
 pub use policy::{BackendLoad, LoadPolicy, Placement};

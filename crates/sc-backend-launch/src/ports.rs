@@ -20,48 +20,59 @@ pub(crate) struct Capacity {
 pub(crate) struct Reservation {
     capacity: Arc<Mutex<Capacity>>,
     port: u16,
+    /// A second port, for the engine's Spark UI.
+    ui_port: Option<u16>,
     released: Mutex<bool>,
 }
 
 impl Reservation {
-    /// Claims a slot and a free port: from `range` the first port neither ours nor bound by
-    /// anyone, else one the operating system picks.
+    /// Claims a slot and a free port (two with `ui`: the second for the Spark UI): from
+    /// `range` the first ports neither ours nor bound by anyone, else ports the operating system
+    /// picks.
     pub(crate) fn claim(
         capacity: &Arc<Mutex<Capacity>>,
         max_engines: usize,
         host: &str,
         range: Option<&RangeInclusive<u16>>,
+        ui: bool,
     ) -> Result<Reservation, ProviderError> {
         let mut cap = capacity.lock().unwrap_or_else(|e| e.into_inner());
         if cap.engines >= max_engines {
             return Err(ProviderError::StartFailed(format!(
-                "{max_engines} engines are running, the most allowed (backend_provider.spec.max_engines); wait for idle ones to stop or raise the limit"
+                "{max_engines} engines are running or kept warm, the most allowed (backend_provider.spec.max_engines); wait for idle ones to stop or raise the limit"
             )));
         }
-        let port = match range {
-            Some(range) => range
-                .clone()
-                .find(|p| !cap.ports.contains(p) && can_bind(host, *p))
-                .ok_or_else(|| {
-                    ProviderError::StartFailed(format!(
-                        "no free port in backend_provider.spec.port_range {}-{}: every port is in use; widen the range",
-                        range.start(),
-                        range.end()
-                    ))
-                })?,
-            None => (0..64)
-                .find_map(|_| free_port(host).filter(|p| !cap.ports.contains(p)))
-                .ok_or_else(|| {
-                    ProviderError::StartFailed(format!(
-                        "cannot find a free port on {host} (backend_provider.spec.host)"
-                    ))
-                })?,
-        };
+        let wanted = if ui { 2 } else { 1 };
+        let mut ports: Vec<u16> = Vec::with_capacity(wanted);
+        for _ in 0..wanted {
+            let taken = |p: &u16| cap.ports.contains(p) || ports.contains(p);
+            let port = match range {
+                Some(range) => range
+                    .clone()
+                    .find(|p| !taken(p) && can_bind(host, *p))
+                    .ok_or_else(|| {
+                        ProviderError::StartFailed(format!(
+                            "no free port in backend_provider.spec.port_range {}-{}: every port is in use (each engine takes {wanted}); widen the range",
+                            range.start(),
+                            range.end()
+                        ))
+                    })?,
+                None => (0..64)
+                    .find_map(|_| free_port(host).filter(|p| !taken(p)))
+                    .ok_or_else(|| {
+                        ProviderError::StartFailed(format!(
+                            "cannot find a free port on {host} (backend_provider.spec.host)"
+                        ))
+                    })?,
+            };
+            ports.push(port);
+        }
         cap.engines += 1;
-        cap.ports.insert(port);
+        cap.ports.extend(ports.iter().copied());
         Ok(Reservation {
             capacity: capacity.clone(),
-            port,
+            port: ports[0],
+            ui_port: ports.get(1).copied(),
             released: Mutex::new(false),
         })
     }
@@ -69,6 +80,11 @@ impl Reservation {
     /// The port.
     pub(crate) fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The Spark UI's port, when one was claimed.
+    pub(crate) fn ui_port(&self) -> Option<u16> {
+        self.ui_port
     }
 
     /// Gives the slot and the port back (once; later calls do nothing).
@@ -79,6 +95,9 @@ impl Reservation {
             let mut cap = self.capacity.lock().unwrap_or_else(|e| e.into_inner());
             cap.engines = cap.engines.saturating_sub(1);
             cap.ports.remove(&self.port);
+            if let Some(ui_port) = self.ui_port {
+                cap.ports.remove(&ui_port);
+            }
         }
     }
 }
@@ -111,20 +130,23 @@ mod tests {
         let busy = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let busy_port = busy.local_addr().unwrap().port();
         let range = busy_port..=busy_port.saturating_add(20);
-        let a = Reservation::claim(&cap, 2, "127.0.0.1", Some(&range)).unwrap();
+        let a = Reservation::claim(&cap, 2, "127.0.0.1", Some(&range), false).unwrap();
         assert_ne!(a.port(), busy_port);
-        let b = Reservation::claim(&cap, 2, "127.0.0.1", Some(&range)).unwrap();
+        let b = Reservation::claim(&cap, 2, "127.0.0.1", Some(&range), true).unwrap();
         assert_ne!(a.port(), b.port());
-        let err = Reservation::claim(&cap, 2, "127.0.0.1", None).unwrap_err();
+        let ui = b.ui_port().unwrap();
+        assert!(ui != a.port() && ui != b.port() && ui != busy_port);
+        assert!(range.contains(&ui));
+        let err = Reservation::claim(&cap, 2, "127.0.0.1", None, false).unwrap_err();
         assert!(err.to_string().contains("max_engines"), "{err}");
         a.release();
         a.release();
-        let c = Reservation::claim(&cap, 2, "127.0.0.1", None).unwrap();
+        let c = Reservation::claim(&cap, 2, "127.0.0.1", None, false).unwrap();
         assert_ne!(c.port(), b.port());
         drop((b, c));
         assert_eq!(cap.lock().unwrap().engines, 0);
         let full = busy_port..=busy_port;
-        let err = Reservation::claim(&cap, 2, "127.0.0.1", Some(&full)).unwrap_err();
+        let err = Reservation::claim(&cap, 2, "127.0.0.1", Some(&full), false).unwrap_err();
         assert!(err.to_string().contains("port_range"), "{err}");
     }
 }

@@ -209,6 +209,7 @@ impl From<RouterError> for ApiError {
             Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+            Code::FailedPrecondition => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match error {
