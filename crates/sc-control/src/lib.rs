@@ -8,6 +8,8 @@
 //! | `DELETE /control/sessions/{id}` | closes a session and releases it on its backend |
 //! | `GET /control/backends` | every backend with its load, state and health |
 //! | `POST /control/backends/{id}/drain`, `.../undrain` | stops or resumes placing new sessions on a backend (its sessions carry on) |
+//! | `GET /control/backends/{id}/logs` | the tail of a backend's own log (admins, and users with a session there) |
+//! | `GET /control/backends/{id}/ui/...` | the backend's Spark UI, reverse-proxied (admins, and users with a session there) |
 //! | `GET /control/metrics` | Prometheus metrics |
 //! | `GET /healthz`, `GET /readyz` | liveness and readiness |
 //!
@@ -18,6 +20,8 @@
 //! Errors are JSON objects `{"error": "...", "code": "NOT_FOUND"}` with the matching HTTP status.
 
 #![forbid(unsafe_code)]
+
+mod ui;
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -153,6 +157,9 @@ pub fn app(state: ControlState) -> HttpRouter {
             axum::routing::post(undrain_backend),
         )
         .route("/control/backends/{id}/logs", get(backend_logs))
+        .route("/control/backends/{id}/ui", get(ui::redirect))
+        .route("/control/backends/{id}/ui/", get(ui::root))
+        .route("/control/backends/{id}/ui/{*path}", get(ui::page))
         .route("/control/reload", axum::routing::post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     // Health and metrics stay open for probes and scrapers: they name no user and no secret.
@@ -733,7 +740,7 @@ async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
-        "no such endpoint; the control plane serves /control/sessions, /control/sessions/{id}, /control/backends, /control/backends/{id}/drain and /undrain, /control/metrics, /healthz and /readyz",
+        "no such endpoint; the control plane serves /control/sessions, /control/sessions/{id}, /control/backends, /control/backends/{id}/drain and /undrain, /control/backends/{id}/logs and /ui/, /control/metrics, /healthz and /readyz",
     )
 }
 

@@ -70,6 +70,23 @@ pub enum RouterError {
     /// The session exists but belongs to someone else.
     #[error("permission denied for this session")]
     PermissionDenied,
+    /// A backend's Spark UI and logs are for admins and the users with a session there.
+    #[error(
+        "permission denied for {what} of backend '{}': only admins and users with a session on it may see it",
+        shorten(id)
+    )]
+    BackendForbidden {
+        /// The backend.
+        id: String,
+        /// What was asked for.
+        what: &'static str,
+    },
+    /// The backend has no Spark UI the proxy can reach.
+    #[error(
+        "backend '{}' has no Spark UI the proxy can reach (a LAUNCH engine has one unless spark_ui is off; a PREDEFINED endpoint names it with ui_url)",
+        shorten(.0)
+    )]
+    NoUi(String),
     /// Acting on the proxy as a whole is for admins.
     #[error("{}", not_admin(action, *authenticated))]
     NotAdmin {
@@ -158,7 +175,10 @@ impl RouterError {
             | RouterError::LimitExceeded { .. } => Code::ResourceExhausted,
             RouterError::UnsupportedEncoding(_) => Code::Unimplemented,
             RouterError::FirstMessageTimeout(_) => Code::DeadlineExceeded,
-            RouterError::PermissionDenied | RouterError::NotAdmin { .. } => Code::PermissionDenied,
+            RouterError::PermissionDenied
+            | RouterError::NotAdmin { .. }
+            | RouterError::BackendForbidden { .. } => Code::PermissionDenied,
+            RouterError::NoUi(_) => Code::NotFound,
             RouterError::InvalidSettings(_) | RouterError::InvalidRequest(_) => {
                 Code::InvalidArgument
             }

@@ -235,6 +235,12 @@ pub struct BackendInfo {
     pub health: &'static str,
     /// Whether its provider started it on demand (and stops it when it idles).
     pub started_on_demand: bool,
+    /// Where its Spark UI listens, when the proxy can reach one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui_url: Option<String>,
+    /// The control plane's path to its Spark UI (`/control/backends/{id}/ui/`), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui: Option<String>,
 }
 
 /// What a configuration reload changed.
@@ -482,6 +488,12 @@ impl Router {
                 },
                 health: b.health.name(),
                 started_on_demand: b.started,
+                ui_url: b.backend.ui_url.as_ref().map(|u| u.to_string()),
+                ui: b
+                    .backend
+                    .ui_url
+                    .as_ref()
+                    .map(|_| format!("{}/", sc_backend_api::ui_proxy_base(b.id().as_str()))),
             })
             .collect()
     }
@@ -528,22 +540,54 @@ impl Router {
     }
 
     /// The last `lines` lines of a backend's own log, from its provider (`None` when the
-    /// provider keeps none): for admins, since it may show other users' queries.
+    /// provider keeps none): for admins and the users with a session on it (it shows the
+    /// queries of every session there).
     pub async fn backend_logs(
         &self,
         caller: &Caller<'_>,
         id: &str,
         lines: usize,
     ) -> Result<Option<String>, RouterError> {
-        caller.authorize(Access::Operate {
-            action: "read backend logs",
-        })?;
-        let backend = self
-            .inner
-            .pool
-            .find(id)
-            .ok_or_else(|| RouterError::BackendNotFound(id.to_owned()))?;
+        let backend = self.backend_for(caller, id, "the logs")?;
         Ok(backend.provider.logs(backend.id(), lines).await?)
+    }
+
+    /// Where a backend's Spark UI listens, for a caller who may see it (admins and the users
+    /// with a session on it): the control plane reverse-proxies it.
+    pub fn backend_ui(&self, caller: &Caller<'_>, id: &str) -> Result<http::Uri, RouterError> {
+        let backend = self.backend_for(caller, id, "the Spark UI")?;
+        backend
+            .backend
+            .ui_url
+            .clone()
+            .ok_or_else(|| RouterError::NoUi(id.to_owned()))
+    }
+
+    /// A backend, if `caller` may see `what` of it. An unknown backend is refused like one the
+    /// caller may not see (unless the caller is an admin), so ids are not revealed.
+    fn backend_for(
+        &self,
+        caller: &Caller<'_>,
+        id: &str,
+        what: &'static str,
+    ) -> Result<Arc<backends::BackendHandle>, RouterError> {
+        let backend = self.inner.pool.find(id);
+        let owners: Vec<Option<String>> = match &backend {
+            Some(backend) => self
+                .inner
+                .registry
+                .select(|s| Arc::ptr_eq(&s.backend, backend))
+                .iter()
+                .map(|s| s.user_id.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        caller.authorize(Access::Backend {
+            id,
+            owners: &owners,
+            what,
+        })?;
+        backend.ok_or_else(|| RouterError::BackendNotFound(id.to_owned()))
     }
 
     // === configuration and shutdown ===
