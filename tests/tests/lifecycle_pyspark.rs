@@ -13,81 +13,9 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sc_e2e::{
-    Dnsmasq, ProxyProcess, free_ports, metric_sum, predefined_config, python_dir, python_output,
-    result_json, spark_twin, test_env,
+    Dnsmasq, ProxyProcess, finish_scenario, free_ports, metric_sum, predefined_config, python_dir,
+    result_json, spark_twin, spawn_scenario, step_done, test_env, wait_step,
 };
-
-/// Runs a Python scenario on a thread, so the test can act (kill, restart) while it waits at
-/// its steps; returns the sync folder and the thread.
-fn spawn_scenario(
-    proxy: &ProxyProcess,
-    script: &'static str,
-    extra: Vec<(String, String)>,
-) -> (
-    tempfile::TempDir,
-    std::thread::JoinHandle<std::process::Output>,
-) {
-    let sync = tempfile::tempdir().unwrap();
-    let mut env = proxy.python_env();
-    env.push((
-        "SC_SYNC_DIR".into(),
-        sync.path().to_string_lossy().into_owned(),
-    ));
-    env.extend(extra);
-    let handle = std::thread::spawn(move || {
-        let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        python_output(script, &refs)
-    });
-    (sync, handle)
-}
-
-/// Waits for the scenario to reach a step (or fail first).
-fn wait_step(
-    sync: &Path,
-    name: &str,
-    handle: &std::thread::JoinHandle<std::process::Output>,
-    timeout: Duration,
-) {
-    let deadline = Instant::now() + timeout;
-    while !sync.join(name).exists() {
-        if handle.is_finished() {
-            // Its output is read from the files it left in `sync`'s sibling scratch folder by
-            // the harness; the join happens in `finish_scenario`, so say where to look.
-            panic!(
-                "the scenario ended before step {name}; its output: {}",
-                std::fs::read_to_string(sync.join("output")).unwrap_or_default()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the scenario never reached step {name}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn step_done(sync: &Path, name: &str, text: &str) {
-    let tmp = sync.join(format!(".{name}"));
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(tmp, sync.join(name)).unwrap();
-}
-
-fn finish_scenario(
-    proxy: &ProxyProcess,
-    handle: std::thread::JoinHandle<std::process::Output>,
-) -> serde_json::Value {
-    let output = handle.join().unwrap();
-    if !output.status.success() {
-        panic!(
-            "scenario failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- proxy log ---\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-            proxy.log_tail(80)
-        );
-    }
-    result_json(&output)
-}
 
 fn repo() -> PathBuf {
     python_dir()

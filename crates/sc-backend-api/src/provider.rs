@@ -89,6 +89,9 @@ pub struct ProviderStatus {
     pub refresh_failures: u64,
     /// Why the last refresh failed, while the provider is failing; `None` once one succeeds.
     pub last_error: Option<String>,
+    /// Backends started ahead of demand and ready for new sessions (a launcher's warm pool),
+    /// when the provider keeps any.
+    pub warm_backends: Option<usize>,
 }
 
 impl ProviderStatus {
@@ -97,7 +100,14 @@ impl ProviderStatus {
         ProviderStatus {
             refresh_failures,
             last_error,
+            warm_backends: None,
         }
+    }
+
+    /// The same status, with `warm` backends ready in a warm pool.
+    pub fn with_warm_backends(mut self, warm: usize) -> Self {
+        self.warm_backends = Some(warm);
+        self
     }
 }
 

@@ -269,13 +269,16 @@ fn shorten_line(line: &str) -> String {
 // === readiness ===
 
 /// Whether the engine answers: its port accepts connections and a Spark Connect `Config` call
-/// succeeds (the probe's session is released afterwards).
+/// succeeds (the probe's session is released afterwards). With `warm_up`, a small query then
+/// runs on its executors, so the first query of its first user does not pay for loading and
+/// compiling Spark's query path (a few seconds on a cold JVM); its failure is only logged.
 pub(crate) async fn probe(
     endpoint: &http::Uri,
     host: &str,
     port: u16,
     token: Option<&str>,
     timeout: Duration,
+    warm_up: bool,
 ) -> Result<(), String> {
     let connect = tokio::net::TcpStream::connect((host, port));
     match tokio::time::timeout(timeout.min(Duration::from_secs(2)), connect).await {
@@ -326,6 +329,44 @@ pub(crate) async fn probe(
         Ok(Ok(_)) => {}
         Ok(Err(status)) => return Err(format!("Config call: {}", status.message())),
         Err(_) => return Err("Config call timed out".into()),
+    }
+    if warm_up {
+        let query = pb::ExecutePlanRequest {
+            session_id: session_id.clone(),
+            user_context: user_context.clone(),
+            client_type: Some("spark-connect-proxy launcher".into()),
+            plan: Some(pb::Plan {
+                op_type: Some(pb::plan::OpType::Root(pb::Relation {
+                    common: None,
+                    rel_type: Some(pb::relation::RelType::Sql(pb::Sql {
+                        query: "SELECT sum(id), count(DISTINCT id % 7) FROM range(0, 100000, 1, 4)"
+                            .into(),
+                        ..Default::default()
+                    })),
+                })),
+            }),
+            ..Default::default()
+        };
+        let ran = tokio::time::timeout(timeout, async {
+            let mut stream = client
+                .execute_plan(query)
+                .await
+                .map_err(|s| s.message().to_owned())?
+                .into_inner();
+            while stream
+                .message()
+                .await
+                .map_err(|s| s.message().to_owned())?
+                .is_some()
+            {}
+            Ok::<(), String>(())
+        })
+        .await;
+        match ran {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(%endpoint, error = %e, "warming up an engine failed"),
+            Err(_) => tracing::warn!(%endpoint, "warming up an engine timed out"),
+        }
     }
     let release = pb::ReleaseSessionRequest {
         session_id,

@@ -64,8 +64,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use dashmap::DashMap;
 use sc_backend_api::{
-    Backend, BackendId, BackendProvider, Health, PostMortem, ProviderError, Registry, Spec,
-    StartRequest,
+    Backend, BackendId, BackendProvider, Health, PostMortem, ProviderError, ProviderStatus,
+    Registry, Spec, StartRequest,
 };
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
@@ -412,7 +412,17 @@ impl Shared {
                 )));
             }
             let budget = (deadline - now).min(Duration::from_secs(20));
-            match engine::probe(&endpoint, &self.spec.host, port, token.as_deref(), budget).await {
+            let warm_up = key.starts_with(warm::WARM_KEY_PREFIX);
+            match engine::probe(
+                &endpoint,
+                &self.spec.host,
+                port,
+                token.as_deref(),
+                budget,
+                warm_up,
+            )
+            .await
+            {
                 Ok(()) => break,
                 Err(e) => last_error = e,
             }
@@ -603,6 +613,16 @@ impl BackendProvider for LaunchProvider {
     /// Placement is the provider's: every session goes to the engine of its key.
     fn default_policy(&self) -> Option<&str> {
         Some("ON_DEMAND")
+    }
+
+    /// Warm engines ready now, when any profile keeps some.
+    fn status(&self) -> ProviderStatus {
+        let status = ProviderStatus::default();
+        if self.shared.templates.iter().any(|t| t.warm_engines > 0) {
+            status.with_warm_backends(self.shared.warm.ready())
+        } else {
+            status
+        }
     }
 
     /// The profile must exist and be open to the caller.

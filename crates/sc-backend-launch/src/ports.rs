@@ -12,6 +12,10 @@ use sc_backend_api::ProviderError;
 pub(crate) struct Capacity {
     engines: usize,
     ports: HashSet<u16>,
+    /// The last port given out of a range: the next search starts after it, so a port an engine
+    /// just gave back is not handed out again at once (while the router may still hold
+    /// handles, and clients connections, to the engine that had it).
+    last: Option<u16>,
 }
 
 /// One engine's claim on a slot under `max_engines` and a port. Released when dropped or by
@@ -47,8 +51,7 @@ impl Reservation {
         for _ in 0..wanted {
             let taken = |p: &u16| cap.ports.contains(p) || ports.contains(p);
             let port = match range {
-                Some(range) => range
-                    .clone()
+                Some(range) => rotated(range, cap.last)
                     .find(|p| !taken(p) && can_bind(host, *p))
                     .ok_or_else(|| {
                         ProviderError::StartFailed(format!(
@@ -69,6 +72,9 @@ impl Reservation {
         }
         cap.engines += 1;
         cap.ports.extend(ports.iter().copied());
+        if range.is_some() {
+            cap.last = ports.last().copied();
+        }
         Ok(Reservation {
             capacity: capacity.clone(),
             port: ports[0],
@@ -108,6 +114,14 @@ impl Drop for Reservation {
     }
 }
 
+/// The ports of `range`, starting after `last` and wrapping around.
+fn rotated(range: &RangeInclusive<u16>, last: Option<u16>) -> impl Iterator<Item = u16> {
+    let start = last
+        .filter(|p| range.contains(p) && p < range.end())
+        .map_or(*range.start(), |p| p + 1);
+    (start..=*range.end()).chain(*range.start()..start)
+}
+
 fn can_bind(host: &str, port: u16) -> bool {
     TcpListener::bind((host, port)).is_ok()
 }
@@ -145,6 +159,23 @@ mod tests {
         assert_ne!(c.port(), b.port());
         drop((b, c));
         assert_eq!(cap.lock().unwrap().engines, 0);
+        // Ports given back are not the next ones handed out.
+        let wide = busy_port..=busy_port.saturating_add(20);
+        let d = Reservation::claim(&cap, 2, "127.0.0.1", Some(&wide), false).unwrap();
+        let given_back = d.port();
+        d.release();
+        let e = Reservation::claim(&cap, 2, "127.0.0.1", Some(&wide), false).unwrap();
+        assert_ne!(e.port(), given_back);
+        drop(e);
+        assert_eq!(
+            rotated(&(10..=12), Some(11)).collect::<Vec<_>>(),
+            [12, 10, 11]
+        );
+        assert_eq!(
+            rotated(&(10..=12), Some(12)).collect::<Vec<_>>(),
+            [10, 11, 12]
+        );
+        assert_eq!(rotated(&(10..=12), None).collect::<Vec<_>>(), [10, 11, 12]);
         let full = busy_port..=busy_port;
         let err = Reservation::claim(&cap, 2, "127.0.0.1", Some(&full), false).unwrap_err();
         assert!(err.to_string().contains("port_range"), "{err}");

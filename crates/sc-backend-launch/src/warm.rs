@@ -78,9 +78,12 @@ impl WarmPool {
     }
 }
 
+/// How the keys of warm engines start.
+pub(crate) const WARM_KEY_PREFIX: &str = "warm|";
+
 /// The key warm engines of `profile` are launched (and their failures counted) under.
 fn warm_key(profile: &str) -> String {
-    format!("warm|{profile}")
+    format!("{WARM_KEY_PREFIX}{profile}")
 }
 
 /// Launches, in the background, the warm engines each profile lacks. A launch that fails is

@@ -527,16 +527,20 @@ async fn a_dead_engine_has_a_post_mortem_and_its_key_gets_a_new_one() {
     p.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_crash_loop_stops_relaunching_and_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let command = sh("echo 'Error: bad conf'; exit 1 # {port}");
-    let mut spec = spec(dir.path(), ShareLevel::User, command);
+/// A provider running `script`, whose keys are in a crash loop after two failures.
+fn crash_loop_of_two(dir: &Path, script: &str) -> LaunchProvider {
+    let mut spec = spec(dir, ShareLevel::User, sh(script));
     spec.crash_loop = CrashLoopSpec {
         failures: 2,
         window: Duration::from_secs(600),
     };
-    let p = LaunchProvider::new("launch", spec).unwrap();
+    LaunchProvider::new("launch", spec).unwrap()
+}
+
+#[tokio::test]
+async fn a_crash_loop_stops_relaunching_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = crash_loop_of_two(dir.path(), "echo 'Error: bad conf'; exit 1 # {port}");
     for s in ["s1", "s2"] {
         let msg = start_failed(p.start(&req("alice", s)).await);
         assert!(msg.contains("Error: bad conf"), "{msg}");
@@ -614,4 +618,21 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "waited in vain for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn engines_that_die_after_starting_count_towards_the_crash_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = crash_loop_of_two(dir.path(), "exec {fake} --port {port} --exit-after-ms 300");
+    for s in ["s1", "s2"] {
+        let engine = p.start(&req("alice", s)).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.post_mortem(&engine).await.is_none() {
+            assert!(Instant::now() < deadline, "the engine did not end");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let e = p.start(&req("alice", "s3")).await.unwrap_err();
+    assert!(matches!(e, ProviderError::NotRestarting(_)), "{e:?}");
+    assert!(e.to_string().contains("exited with status 7"), "{e}");
 }

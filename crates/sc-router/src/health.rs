@@ -153,14 +153,25 @@ pub(crate) async fn confirm_gone(backend: &BackendHandle) -> Option<PostMortem> 
     });
     let knock = tokio::net::TcpStream::connect((host, port));
     match tokio::time::timeout(KNOCK_TIMEOUT, knock).await {
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(PostMortem::new(
-            DeathCause::Unreachable,
-            format!(
-                "nothing listens at {host}:{port} any more (connection refused): its server process is gone"
-            ),
-        )),
-        _ => None,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+        _ => return None,
     }
+    // A process that closed its port is ending: its provider, if it started it, soon knows how
+    // (the exit status and its log say more than a refused connection).
+    if backend.started {
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(post_mortem) = backend.provider.post_mortem(&backend.backend).await {
+                return Some(post_mortem);
+            }
+        }
+    }
+    Some(PostMortem::new(
+        DeathCause::Unreachable,
+        format!(
+            "nothing listens at {host}:{port} any more (connection refused): its server process is gone"
+        ),
+    ))
 }
 
 /// How long [`confirm_gone`] waits for a connection.
@@ -211,7 +222,14 @@ pub(crate) async fn run_probes(inner: std::sync::Weak<crate::Inner>) {
         if settings.interval.is_zero() {
             return;
         }
-        let backends = router.pool.snapshot();
+        // A launched engine taken out of placement (stopping, or gone) never comes back.
+        let backends: Vec<_> = router
+            .pool
+            .snapshot()
+            .iter()
+            .filter(|b| !(b.started && b.removed.load(std::sync::atomic::Ordering::Relaxed)))
+            .cloned()
+            .collect();
         drop(router);
         let inner = &inner;
         let probes = backends.iter().map(|backend| {

@@ -321,6 +321,9 @@ pub struct ProviderInfo {
     /// Why the last refresh failed, while it is failing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Backends it keeps started and ready for new sessions (a launcher's warm engines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_backends: Option<usize>,
 }
 
 impl Router {
@@ -510,6 +513,7 @@ impl Router {
                     name: p.name().to_owned(),
                     refresh_failures: status.refresh_failures,
                     last_error: status.last_error,
+                    warm_backends: status.warm_backends,
                 }
             })
             .collect()
