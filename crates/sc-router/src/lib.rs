@@ -580,7 +580,7 @@ impl Router {
             Some(backend) => self
                 .inner
                 .registry
-                .select(|s| Arc::ptr_eq(&s.backend, backend))
+                .on_backend(backend)
                 .iter()
                 .map(|s| s.user_id.clone())
                 .collect(),
