@@ -292,7 +292,12 @@ impl Inner {
             }
         }
         match refusal {
-            Some(e) => Err(e.into()),
+            Some(e) => {
+                if let ProviderError::ProfileForbidden { profile, user, .. } = &e {
+                    warn!(target: "audit", event = "permission_denied", user = %user, profile = %profile, "permission denied: engine profile");
+                }
+                Err(e.into())
+            }
             None => Ok(()),
         }
     }
