@@ -186,6 +186,8 @@ impl RouterError {
             RouterError::Provider(ProviderError::Config(_)) => Code::Internal,
             RouterError::Provider(ProviderError::UnknownProfile { .. }) => Code::InvalidArgument,
             RouterError::Provider(ProviderError::ProfileForbidden { .. }) => Code::PermissionDenied,
+            // Retrying soon cannot help: clients must hear it at once, not retry for minutes.
+            RouterError::Provider(ProviderError::NotRestarting(_)) => Code::FailedPrecondition,
             RouterError::Provider(_) => Code::Unavailable,
             RouterError::RequestBody(_) => Code::Cancelled,
             RouterError::SessionDead { .. } | RouterError::SessionClosed { .. } => {
@@ -259,4 +261,39 @@ pub fn code_name(code: i32) -> &'static str {
         .and_then(|i| NAMES.get(i))
         .copied()
         .unwrap_or("UNKNOWN")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_refusals_map_to_statuses_clients_do_not_retry() {
+        let code = |e: ProviderError| RouterError::Provider(e).code();
+        assert_eq!(
+            code(ProviderError::UnknownProfile {
+                profile: "x".into(),
+                available: vec![],
+            }),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            code(ProviderError::ProfileForbidden {
+                profile: "x".into(),
+                user: "u".into(),
+                allowed_groups: vec![],
+                open: vec![],
+            }),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            code(ProviderError::NotRestarting("crash loop".into())),
+            Code::FailedPrecondition
+        );
+        // A start that failed may succeed on a retry.
+        assert_eq!(
+            code(ProviderError::StartFailed("slow".into())),
+            Code::Unavailable
+        );
+    }
 }
