@@ -5,8 +5,8 @@
 //! HTTP/2 with its request and body layers, a task per call and one per request body). The
 //! relay is the proxy's faster way in: one task per client connection polls the connection and
 //! every call on it; a call reads its first message, is routed like any other
-//! ([`Inner::route`](crate::Inner)), opens its stream on the backend's connection
-//! ([`upstream`](crate::upstream)) and writes its frames there from the same task, and the
+//! (`Inner::route`), opens its stream on the backend's connection
+//! (`upstream.rs`) and writes its frames there from the same task, and the
 //! response's frames go back the same way. Flow control is end to end: a frame is read from one
 //! side only when the other side's stream has window for it, so a slow reader holds at most a
 //! stream window in the proxy.
