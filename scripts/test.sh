@@ -10,7 +10,10 @@
 #      and A's twin on 127.0.0.3:15102: the DNS provider's test serves two servers that
 #      differ only by address from DNS records (its dnsmasq is started by the test itself,
 #      which also stops it; this script installs it);
-#   4. starts a Redis server on 127.0.0.1:16379 (in memory only) for the proxy-replica tests;
+#   4. starts a Redis server on 127.0.0.1:16379 (in memory only) for the proxy-replica tests,
+#      and, when the engine tests run (the whole suite, or arguments naming `engines`), a Spark
+#      standalone cluster (scripts/spark-cluster.sh: a master on 127.0.0.1:17077 and two
+#      workers of 1 core and 1 GiB) for LAUNCH engines' executors;
 #   5. runs `cargo test --workspace --no-fail-fast` (or `cargo test ARGS...` when given
 #      arguments, e.g. `scripts/test.sh -p sc-e2e dead_backend`) with the servers' addresses
 #      exported;
@@ -18,7 +21,8 @@
 #
 # Environment: SC_TEST_PORT_A / SC_TEST_PORT_B / SC_TEST_PORT_SECURE (default 15102 / 15103 /
 # 15104; A and its twin share SC_TEST_PORT_A), SC_TEST_REDIS_PORT (16379), RUST_TEST_THREADS
-# (default 2, for two cores), SC_PROXY_BIN (a prebuilt proxy).
+# (default 2, for two cores), SC_PROXY_BIN (a prebuilt proxy), SC_TEST_SPARK_CLUSTER (1: start
+# the standalone cluster whatever the arguments; 0: never).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO"
@@ -37,9 +41,10 @@ SPARK_CONF=(--conf spark.connect.execute.reattachable.senderMaxStreamSize=1m)
 bash scripts/setup-venv.sh
 # Tools some tests drive: tmux (the CLI in a real terminal), curl (the control plane over TLS),
 # redis-server (the store two proxy replicas share), dnsmasq (the DNS server of the DNS
-# provider's tests; Debian installs it in /usr/sbin).
+# provider's tests; Debian installs it in /usr/sbin), chromium (the Spark UI through the proxy,
+# driven by playwright from the virtualenv).
 missing=()
-for tool in tmux curl; do
+for tool in tmux curl chromium; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -58,11 +63,30 @@ cargo test --workspace --no-run
 REDIS_PORT="${SC_TEST_REDIS_PORT:-16379}"
 REDIS_DIR="$LOCAL_DIR/redis"
 
+# The standalone cluster costs three JVMs: only for the tests that use it.
+case "${SC_TEST_SPARK_CLUSTER:-}" in
+1) CLUSTER=1 ;;
+0) CLUSTER=0 ;;
+*)
+    CLUSTER=0
+    if [ $# -eq 0 ]; then
+        CLUSTER=1
+    else
+        for arg in "$@"; do
+            [[ "$arg" == *engines* ]] && CLUSTER=1
+        done
+    fi
+    ;;
+esac
+
 stop_servers() {
     local name
     for name in "${SERVERS[@]}"; do
         bash scripts/spark-server.sh stop "$name" || true
     done
+    if [ "$CLUSTER" = 1 ]; then
+        bash scripts/spark-cluster.sh stop || true
+    fi
     if [ -f "$REDIS_DIR/redis.pid" ]; then
         kill "$(cat "$REDIS_DIR/redis.pid")" 2>/dev/null || true
         rm -f "$REDIS_DIR/redis.pid"
@@ -91,11 +115,19 @@ pids+=($!)
 SC_SPARK_AUTH_TOKEN="$SECURE_TOKEN" \
     bash scripts/spark-server.sh start test-secure "$PORT_SECURE" &
 pids+=($!)
+if [ "$CLUSTER" = 1 ]; then
+    bash scripts/spark-cluster.sh start &
+    pids+=($!)
+fi
 failed=0
 for pid in "${pids[@]}"; do
     wait "$pid" || failed=1
 done
-[ "$failed" -eq 0 ] || die "a Spark Connect server did not start (logs above)"
+[ "$failed" -eq 0 ] || die "a Spark Connect server (or the standalone cluster) did not start (logs above)"
+if [ "$CLUSTER" = 1 ]; then
+    export SC_TEST_SPARK_MASTER="spark://127.0.0.1:${SC_CLUSTER_MASTER_PORT:-17077}"
+    export SC_TEST_SPARK_MASTER_UI="http://127.0.0.1:${SC_CLUSTER_MASTER_UI_PORT:-18080}"
+fi
 
 # A Redis server for the replica tests: in memory only, on loopback, in the background.
 mkdir -p "$REDIS_DIR"

@@ -567,8 +567,13 @@ pub fn python_output(script: &str, env: &[(&str, &str)]) -> Output {
         .stdout(File::create(&stdout_path).expect("create the stdout file"))
         .stderr(File::create(&stderr_path).expect("create the stderr file"));
 
-    let timeout = std::env::var("SC_TEST_PYTHON_TIMEOUT")
-        .ok()
+    // A scenario's own SC_TEST_PYTHON_TIMEOUT (one that starts several JVMs) wins.
+    let own = env
+        .iter()
+        .find(|(k, _)| *k == "SC_TEST_PYTHON_TIMEOUT")
+        .map(|(_, v)| (*v).to_owned());
+    let timeout = own
+        .or_else(|| std::env::var("SC_TEST_PYTHON_TIMEOUT").ok())
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs)
         .unwrap_or(PYTHON_TIMEOUT);
@@ -728,6 +733,82 @@ fn parse_labels(text: &str) -> Option<Vec<(String, String)>> {
         }
         labels.push((key.trim().to_string(), value));
     }
+}
+
+// === scenarios with steps ===
+
+/// Runs a Python scenario on a thread, so the test can act (kill, restart) while it waits at
+/// its steps; returns the sync folder and the thread.
+pub fn spawn_scenario(
+    proxy: &ProxyProcess,
+    script: &'static str,
+    extra: Vec<(String, String)>,
+) -> (
+    tempfile::TempDir,
+    std::thread::JoinHandle<std::process::Output>,
+) {
+    let sync = tempfile::tempdir().unwrap();
+    let mut env = proxy.python_env();
+    env.push((
+        "SC_SYNC_DIR".into(),
+        sync.path().to_string_lossy().into_owned(),
+    ));
+    env.extend(extra);
+    let handle = std::thread::spawn(move || {
+        let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        python_output(script, &refs)
+    });
+    (sync, handle)
+}
+
+/// Waits for the scenario to reach a step (or fail first).
+pub fn wait_step(
+    sync: &Path,
+    name: &str,
+    handle: &std::thread::JoinHandle<std::process::Output>,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    while !sync.join(name).exists() {
+        if handle.is_finished() {
+            // Its output is read from the files it left in `sync`'s sibling scratch folder by
+            // the harness; the join happens in `finish_scenario`, so say where to look.
+            panic!(
+                "the scenario ended before step {name}; its output: {}",
+                std::fs::read_to_string(sync.join("output")).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scenario never reached step {name}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Tells the scenario that step `name` is done (it waits for the file), with `text` for it.
+pub fn step_done(sync: &Path, name: &str, text: &str) {
+    let tmp = sync.join(format!(".{name}"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, sync.join(name)).unwrap();
+}
+
+/// Waits for the scenario's end; panics with its output and the proxy's log when it failed.
+pub fn finish_scenario(
+    proxy: &ProxyProcess,
+    handle: std::thread::JoinHandle<std::process::Output>,
+) -> serde_json::Value {
+    let output = handle.join().unwrap();
+    if !output.status.success() {
+        panic!(
+            "scenario failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- proxy log ---\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            proxy.log_tail(80)
+        );
+    }
+    result_json(&output)
 }
 
 #[cfg(test)]

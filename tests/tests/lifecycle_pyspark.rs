@@ -13,81 +13,9 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sc_e2e::{
-    Dnsmasq, ProxyProcess, free_ports, metric_sum, predefined_config, python_dir, python_output,
-    result_json, spark_twin, test_env,
+    Dnsmasq, ProxyProcess, finish_scenario, free_ports, metric_sum, predefined_config, python_dir,
+    result_json, spark_twin, spawn_scenario, step_done, test_env, wait_step,
 };
-
-/// Runs a Python scenario on a thread, so the test can act (kill, restart) while it waits at
-/// its steps; returns the sync folder and the thread.
-fn spawn_scenario(
-    proxy: &ProxyProcess,
-    script: &'static str,
-    extra: Vec<(String, String)>,
-) -> (
-    tempfile::TempDir,
-    std::thread::JoinHandle<std::process::Output>,
-) {
-    let sync = tempfile::tempdir().unwrap();
-    let mut env = proxy.python_env();
-    env.push((
-        "SC_SYNC_DIR".into(),
-        sync.path().to_string_lossy().into_owned(),
-    ));
-    env.extend(extra);
-    let handle = std::thread::spawn(move || {
-        let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        python_output(script, &refs)
-    });
-    (sync, handle)
-}
-
-/// Waits for the scenario to reach a step (or fail first).
-fn wait_step(
-    sync: &Path,
-    name: &str,
-    handle: &std::thread::JoinHandle<std::process::Output>,
-    timeout: Duration,
-) {
-    let deadline = Instant::now() + timeout;
-    while !sync.join(name).exists() {
-        if handle.is_finished() {
-            // Its output is read from the files it left in `sync`'s sibling scratch folder by
-            // the harness; the join happens in `finish_scenario`, so say where to look.
-            panic!(
-                "the scenario ended before step {name}; its output: {}",
-                std::fs::read_to_string(sync.join("output")).unwrap_or_default()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the scenario never reached step {name}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn step_done(sync: &Path, name: &str, text: &str) {
-    let tmp = sync.join(format!(".{name}"));
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(tmp, sync.join(name)).unwrap();
-}
-
-fn finish_scenario(
-    proxy: &ProxyProcess,
-    handle: std::thread::JoinHandle<std::process::Output>,
-) -> serde_json::Value {
-    let output = handle.join().unwrap();
-    if !output.status.success() {
-        panic!(
-            "scenario failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- proxy log ---\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-            proxy.log_tail(80)
-        );
-    }
-    result_json(&output)
-}
 
 fn repo() -> PathBuf {
     python_dir()
@@ -243,6 +171,53 @@ fn a_backend_killed_mid_query_fails_fast_and_recovers() {
     assert!(out["delay"].as_f64().unwrap() < 1.0);
     let metrics = proxy.metrics();
     assert!(metric_sum(&metrics, "sc_proxy_sessions_closed_total", &[]) >= 0.0);
+}
+
+/// Issue 14's dead backend, with real PySpark: six sessions over two Spark Connect servers, one
+/// SIGKILLed. The survivor's three sessions see no failure; each of the dead server's three gets
+/// FAILED_PRECONDITION naming the backend on its next call (PySpark's default retry policy,
+/// which retries UNAVAILABLE for minutes, is kept), well within a second; the times are printed.
+#[test]
+fn a_sigkilled_backend_fails_its_sessions_at_once_and_spares_the_survivor() {
+    let env = test_env();
+    let [port] = free_ports::<1>();
+    let own = OwnSpark::start("dead-kill", port);
+    let mut yaml = predefined_config(
+        &[&env.spark_a, &format!("127.0.0.1:{}", own.port)],
+        "ROUND_ROBIN",
+    );
+    // Default probes (every 10 s): the dead sessions must not wait for one.
+    yaml.push_str("router:\n  health:\n    interval: 10s\n");
+    let proxy = ProxyProcess::start(&yaml);
+    let (sync, handle) = spawn_scenario(&proxy, "dead_backend_kill.py", Vec::new());
+    wait_step(sync.path(), "ready", &handle, Duration::from_secs(180));
+    let killed_at = now_secs();
+    own.kill_hard();
+    // The server is gone for good (a restart would be a new server with none of its sessions).
+    step_done(sync.path(), "killed", &format!("{killed_at}"));
+    let out = finish_scenario(&proxy, handle);
+    eprintln!(
+        "dead backend: time from a dead session's next call to its error: {} (worst {:.3} s)",
+        out["dead_delays"],
+        out["worst"].as_f64().unwrap()
+    );
+    assert_eq!(out["survivor_queries"], 6, "{out}");
+    let metrics = proxy.metrics();
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "sc_proxy_sessions_dead_total",
+            &[("cause", "unreachable")]
+        ),
+        3.0,
+        "{metrics}"
+    );
+    let log = proxy.log();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("session_dead")).count(),
+        3,
+        "one audit line per dead session"
+    );
 }
 
 /// An idle session expires and is released on its backend; a session busy with a long query

@@ -166,13 +166,16 @@ fn deleted_and_unknown_sessions_fail_clearly() {
     assert!(body["error"].is_string(), "{body}");
 }
 
-/// With backend-1 on a dead port, its session gets UNAVAILABLE naming `backend-1` and the
-/// endpoint, while a session on backend-0 keeps working.
+/// With backend-1 on a dead port, its session gets FAILED_PRECONDITION (dead: its backend is
+/// gone) naming `backend-1` and the endpoint, while a session on backend-0 keeps working.
 #[test]
 fn dead_backend_fails_clearly_without_disturbing_live_one() {
     let env = test_env();
     let dead = dead_endpoint();
-    let proxy = ProxyProcess::start(&predefined_config(&[&env.spark_a, &dead], "ROUND_ROBIN"));
+    // Without probes, which would find backend-1 gone at once and place no session there.
+    let mut yaml = predefined_config(&[&env.spark_a, &dead], "ROUND_ROBIN");
+    yaml.push_str("router:\n  health:\n    interval: 0s\n");
+    let proxy = ProxyProcess::start(&yaml);
     let out = result_json(&proxy.run_python("dead_backend.py", &[("SC_DEAD_ENDPOINT", &dead)]));
     assert!(out["error"].as_str().unwrap().contains("backend-1"));
     let (status, _) = proxy.control("GET", "/healthz", false);

@@ -36,6 +36,13 @@ impl From<&str> for BackendId {
     }
 }
 
+/// The path under which the control plane serves a backend's Spark UI
+/// (`/control/backends/{id}/ui`): what a launched engine's `spark.ui.proxyBase` is set to, so
+/// the links its UI writes lead back through the proxy.
+pub fn ui_proxy_base(id: &str) -> String {
+    format!("/control/backends/{id}/ui")
+}
+
 /// How the proxy reaches a backend over TLS.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BackendTls {
@@ -60,10 +67,21 @@ pub struct Backend {
     /// client credential, and redacts it from Config responses. Never serialized or logged.
     #[serde(skip)]
     pub auth_token: Option<String>,
+    /// Where the backend's Spark UI listens (e.g. `http://10.0.0.5:4040`), when it has one the
+    /// proxy may reach; the control plane serves it at `/control/backends/{id}/ui/`.
+    #[serde(serialize_with = "serialize_opt_uri")]
+    pub ui_url: Option<Uri>,
 }
 
 fn serialize_uri<S: serde::Serializer>(uri: &Uri, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(uri)
+}
+
+fn serialize_opt_uri<S: serde::Serializer>(uri: &Option<Uri>, s: S) -> Result<S::Ok, S::Error> {
+    match uri {
+        Some(uri) => s.collect_str(uri),
+        None => s.serialize_none(),
+    }
 }
 
 impl Backend {
@@ -74,12 +92,19 @@ impl Backend {
             endpoint,
             tls: None,
             auth_token: None,
+            ui_url: None,
         }
     }
 
     /// The same backend with a pre-shared token.
     pub fn with_auth_token(mut self, token: impl Into<String>) -> Self {
         self.auth_token = Some(token.into());
+        self
+    }
+
+    /// The same backend with a Spark UI at `ui_url`.
+    pub fn with_ui_url(mut self, ui_url: Uri) -> Self {
+        self.ui_url = Some(ui_url);
         self
     }
 

@@ -60,9 +60,9 @@ mod provider;
 mod registry;
 
 pub use authenticate::CallAuthenticator;
-pub use backend::{Backend, BackendId, BackendTls};
+pub use backend::{Backend, BackendId, BackendTls, ui_proxy_base};
 pub use error::ProviderError;
 pub use identity::{AuthMethod, Identity};
 pub use policy::{BackendLoad, LoadPolicy, Placement};
-pub use provider::{BackendProvider, Health, ProviderStatus, StartRequest};
+pub use provider::{BackendProvider, DeathCause, Health, PostMortem, ProviderStatus, StartRequest};
 pub use registry::{PolicyFactory, ProviderFactory, Registry, Spec};

@@ -15,6 +15,56 @@ pub struct StartRequest {
     pub session_id: Option<String>,
     /// The verified caller, when authentication is on (carries the groups).
     pub identity: Option<Identity>,
+    /// The engine profile the session asked for (`POST /control/sessions {"profile": ...}`, or
+    /// the `x-spark-connect-profile` metadata); the provider's default when `None`.
+    pub profile: Option<String>,
+}
+
+/// Why a backend died, as its provider knows it (a process's exit status and its log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostMortem {
+    /// What kind of end it was, for metrics.
+    pub cause: DeathCause,
+    /// What happened, for people: the exit status or signal and the first telling line of its
+    /// log, e.g. `exited with status 3 after java.lang.OutOfMemoryError: Java heap space`.
+    pub reason: String,
+}
+
+impl PostMortem {
+    /// A post-mortem.
+    pub fn new(cause: DeathCause, reason: impl Into<String>) -> Self {
+        PostMortem {
+            cause,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The kind of end a backend came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeathCause {
+    /// Killed by a signal (SIGKILL from an operator or the kernel's OOM killer).
+    Killed,
+    /// Ran out of memory (`java.lang.OutOfMemoryError`).
+    OutOfMemory,
+    /// Exited on its own (a bad configuration, a port conflict, a crash).
+    Exited,
+    /// Refuses connections: nothing listens at its address any more.
+    Unreachable,
+}
+
+impl DeathCause {
+    /// The label in `sc_proxy_backend_deaths_total{cause}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeathCause::Killed => "killed",
+            DeathCause::OutOfMemory => "out_of_memory",
+            DeathCause::Exited => "exited",
+            DeathCause::Unreachable => "unreachable",
+        }
+    }
 }
 
 /// The health of a backend as a provider sees it.
@@ -39,6 +89,9 @@ pub struct ProviderStatus {
     pub refresh_failures: u64,
     /// Why the last refresh failed, while the provider is failing; `None` once one succeeds.
     pub last_error: Option<String>,
+    /// Backends started ahead of demand and ready for new sessions (a launcher's warm pool),
+    /// when the provider keeps any.
+    pub warm_backends: Option<usize>,
 }
 
 impl ProviderStatus {
@@ -47,7 +100,14 @@ impl ProviderStatus {
         ProviderStatus {
             refresh_failures,
             last_error,
+            warm_backends: None,
         }
+    }
+
+    /// The same status, with `warm` backends ready in a warm pool.
+    pub fn with_warm_backends(mut self, warm: usize) -> Self {
+        self.warm_backends = Some(warm);
+        self
     }
 }
 
@@ -110,6 +170,23 @@ pub trait BackendProvider: Send + Sync + 'static {
         ProviderStatus::default()
     }
 
+    /// Checks, before any backend is chosen, that the provider can serve a session asked for
+    /// like this: the profile exists and the caller may use it. Errors are
+    /// [`ProviderError::UnknownProfile`] and [`ProviderError::ProfileForbidden`], which clients
+    /// receive as `INVALID_ARGUMENT` and `PERMISSION_DENIED`.
+    ///
+    /// By default a provider has no profiles: a request without one is fine, one with a profile
+    /// is refused as unknown.
+    fn check_request(&self, request: &StartRequest) -> Result<(), ProviderError> {
+        match &request.profile {
+            None => Ok(()),
+            Some(profile) => Err(ProviderError::UnknownProfile {
+                profile: profile.clone(),
+                available: Vec::new(),
+            }),
+        }
+    }
+
     /// One backend by id.
     ///
     /// By default this searches [`list`](BackendProvider::list).
@@ -149,6 +226,26 @@ pub trait BackendProvider: Send + Sync + 'static {
     ///
     /// By default `None`: started backends are kept until the proxy exits.
     fn idle_timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// How long this backend, started by the provider, may go without sessions before the
+    /// router stops it (engines of different profiles may differ).
+    ///
+    /// By default [`idle_timeout`](BackendProvider::idle_timeout).
+    fn idle_timeout_for(&self, id: &BackendId) -> Option<Duration> {
+        let _ = id;
+        self.idle_timeout()
+    }
+
+    /// Why a backend is gone, when the provider knows it is (its process exited): the router
+    /// asks when a call could not reach it, and when it is sure, every session on it turns
+    /// dead with this reason. `None` when the provider does not know the backend is gone; the
+    /// router then probes its address (a refused connection means it is gone too).
+    ///
+    /// By default `None`.
+    async fn post_mortem(&self, backend: &Backend) -> Option<PostMortem> {
+        let _ = backend;
         None
     }
 

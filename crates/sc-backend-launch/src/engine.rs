@@ -5,13 +5,13 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use sc_backend_api::Backend;
+use sc_backend_api::{Backend, DeathCause, PostMortem};
 use sc_proto::spark::connect as pb;
 use tokio::process::{Child, Command};
 use tonic::transport::Endpoint;
@@ -26,8 +26,12 @@ pub(crate) const ERROR_LOG_LINES: usize = 30;
 pub(crate) struct Engine {
     /// What the router sees.
     pub(crate) backend: Backend,
-    /// The share-level key the engine serves.
+    /// The key (profile and share-level key) the engine serves; `warm:<profile>` while warm.
     pub(crate) key: String,
+    /// The profile it runs.
+    pub(crate) profile: String,
+    /// How long it may have no sessions before the router stops it.
+    pub(crate) idle_timeout: Duration,
     /// Ordering of `list`.
     pub(crate) seq: u64,
     /// The engine's `server.log`.
@@ -44,6 +48,19 @@ impl Engine {
     /// Whether the process is still running.
     pub(crate) fn is_running(&self) -> bool {
         self.process.exit_status().is_none()
+    }
+
+    /// The same (warm, unshared) engine, now serving `key`.
+    pub(crate) fn assign(self: Arc<Self>, key: &str) -> Arc<Engine> {
+        match Arc::try_unwrap(self) {
+            Ok(mut engine) => {
+                engine.key = key.to_owned();
+                Arc::new(engine)
+            }
+            // Held elsewhere too (it never is): it keeps its warm key, which only its slot's
+            // tidying reads.
+            Err(shared) => shared,
+        }
     }
 }
 
@@ -185,16 +202,83 @@ impl Drop for Process {
     }
 }
 
+// === post-mortems ===
+
+/// Why an engine whose process ended is gone: how it ended (exit status or signal) and the first
+/// telling line of its log (an `OutOfMemoryError`, a port already in use, an exception).
+pub(crate) fn post_mortem(id: &str, status: ExitStatus, log: &Path) -> PostMortem {
+    use std::os::unix::process::ExitStatusExt as _;
+    let signal = status.signal();
+    let ended = match (signal, status.code()) {
+        (Some(signal), _) => {
+            let name = Signal::try_from(signal).map_or_else(|_| "?".to_owned(), |s| s.to_string());
+            format!("was killed by signal {signal} ({name})")
+        }
+        (None, Some(code)) => format!("exited with status {code}"),
+        (None, None) => "ended".to_owned(),
+    };
+    let text = tail(log, POST_MORTEM_LINES).unwrap_or_default();
+    // A killed process says nothing itself: only an out-of-memory line explains it.
+    let patterns: &[&str] = if signal.is_some() {
+        &["OutOfMemoryError"]
+    } else {
+        &TELLING
+    };
+    let telling = patterns.iter().find_map(|pattern| {
+        text.lines()
+            .find(|line| line.contains(pattern))
+            .map(|line| shorten_line(line.trim()))
+    });
+    let cause = match (&telling, signal) {
+        (Some(line), _) if line.contains("OutOfMemoryError") => DeathCause::OutOfMemory,
+        (_, Some(_)) => DeathCause::Killed,
+        _ => DeathCause::Exited,
+    };
+    let reason = match telling {
+        Some(line) => format!("engine {id} {ended}; its log says: {line}"),
+        None => format!("engine {id} {ended}"),
+    };
+    PostMortem::new(
+        cause,
+        format!("{reason} (full log: GET /control/backends/{id}/logs)"),
+    )
+}
+
+/// Lines of a dead engine's log searched for a telling one.
+const POST_MORTEM_LINES: usize = 2000;
+
+/// What makes a log line telling, most telling first.
+const TELLING: [&str; 7] = [
+    "OutOfMemoryError",
+    "Address already in use",
+    "BindException",
+    "Exception in thread \"main\"",
+    "Error: ",
+    " ERROR ",
+    "Exception",
+];
+
+fn shorten_line(line: &str) -> String {
+    const MAX: usize = 300;
+    match line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line.to_owned(),
+    }
+}
+
 // === readiness ===
 
 /// Whether the engine answers: its port accepts connections and a Spark Connect `Config` call
-/// succeeds (the probe's session is released afterwards).
+/// succeeds (the probe's session is released afterwards). With `warm_up`, a small query then
+/// runs on its executors, so the first query of its first user does not pay for loading and
+/// compiling Spark's query path (a few seconds on a cold JVM); its failure is only logged.
 pub(crate) async fn probe(
     endpoint: &http::Uri,
     host: &str,
     port: u16,
     token: Option<&str>,
     timeout: Duration,
+    warm_up: bool,
 ) -> Result<(), String> {
     let connect = tokio::net::TcpStream::connect((host, port));
     match tokio::time::timeout(timeout.min(Duration::from_secs(2)), connect).await {
@@ -245,6 +329,44 @@ pub(crate) async fn probe(
         Ok(Ok(_)) => {}
         Ok(Err(status)) => return Err(format!("Config call: {}", status.message())),
         Err(_) => return Err("Config call timed out".into()),
+    }
+    if warm_up {
+        let query = pb::ExecutePlanRequest {
+            session_id: session_id.clone(),
+            user_context: user_context.clone(),
+            client_type: Some("spark-connect-proxy launcher".into()),
+            plan: Some(pb::Plan {
+                op_type: Some(pb::plan::OpType::Root(pb::Relation {
+                    common: None,
+                    rel_type: Some(pb::relation::RelType::Sql(pb::Sql {
+                        query: "SELECT sum(id), count(DISTINCT id % 7) FROM range(0, 100000, 1, 4)"
+                            .into(),
+                        ..Default::default()
+                    })),
+                })),
+            }),
+            ..Default::default()
+        };
+        let ran = tokio::time::timeout(timeout, async {
+            let mut stream = client
+                .execute_plan(query)
+                .await
+                .map_err(|s| s.message().to_owned())?
+                .into_inner();
+            while stream
+                .message()
+                .await
+                .map_err(|s| s.message().to_owned())?
+                .is_some()
+            {}
+            Ok::<(), String>(())
+        })
+        .await;
+        match ran {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(%endpoint, error = %e, "warming up an engine failed"),
+            Err(_) => tracing::warn!(%endpoint, "warming up an engine timed out"),
+        }
     }
     let release = pb::ReleaseSessionRequest {
         session_id,
@@ -342,5 +464,49 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         assert_eq!(tail(&path, 5).unwrap(), "");
         assert!(tail_for_error(&path).contains("is empty"));
+    }
+
+    #[test]
+    fn post_mortems_say_how_the_engine_ended_and_quote_its_log() {
+        use std::os::unix::process::ExitStatusExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        std::fs::write(
+            &log,
+            "INFO starting\nWARN something mild\nTerminating due to java.lang.OutOfMemoryError: Java heap space\n",
+        )
+        .unwrap();
+        let pm = post_mortem("engine-1", ExitStatus::from_raw(3 << 8), &log);
+        assert_eq!(pm.cause, DeathCause::OutOfMemory);
+        assert!(
+            pm.reason.starts_with("engine engine-1 exited with status 3; its log says: Terminating due to java.lang.OutOfMemoryError: Java heap space"),
+            "{}",
+            pm.reason
+        );
+        assert!(pm.reason.contains("GET /control/backends/engine-1/logs"));
+
+        std::fs::write(&log, "INFO fine\nERROR SparkContext: oops\n").unwrap();
+        let pm = post_mortem("engine-2", ExitStatus::from_raw(9), &log);
+        assert_eq!(pm.cause, DeathCause::Killed);
+        assert!(
+            pm.reason
+                .starts_with("engine engine-2 was killed by signal 9 (SIGKILL) (full log"),
+            "{}",
+            pm.reason
+        );
+
+        std::fs::write(
+            &log,
+            "INFO x\njava.net.BindException: Address already in use\nException in thread \"main\" boom\n",
+        )
+        .unwrap();
+        let pm = post_mortem("engine-3", ExitStatus::from_raw(1 << 8), &log);
+        assert_eq!(pm.cause, DeathCause::Exited);
+        assert!(
+            pm.reason
+                .contains("its log says: java.net.BindException: Address already in use"),
+            "{}",
+            pm.reason
+        );
     }
 }

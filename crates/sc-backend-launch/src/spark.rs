@@ -31,6 +31,9 @@ pub(crate) struct Vars<'a> {
     pub(crate) engine_id: &'a str,
     pub(crate) spark_home: Option<&'a Path>,
     pub(crate) work_dir: &'a Path,
+    pub(crate) master: &'a str,
+    pub(crate) ui_port: Option<u16>,
+    pub(crate) profile: &'a str,
 }
 
 /// Whether an engine needs a Spark installation: the default command does, and so does a
@@ -42,9 +45,20 @@ pub(crate) fn needs_spark(spec: &LaunchSpec) -> bool {
     }
 }
 
+/// Whether engines run with a Spark UI the proxy can reach: the default command when
+/// `spark_ui` is on, a custom command that uses `{ui_port}`.
+pub(crate) fn has_ui(spec: &LaunchSpec) -> bool {
+    match &spec.command {
+        None => spec.spark_ui,
+        Some(command) => command.iter().any(|arg| arg.contains("{ui_port}")),
+    }
+}
+
 /// The command template Spark's own Spark Connect server runs with (as
-/// `scripts/spark-server.sh` starts it), with `spark_conf` added.
-pub(crate) fn default_command(spark_conf: &BTreeMap<String, String>) -> Vec<String> {
+/// `scripts/spark-server.sh` starts it), on the profile's cluster manager in client deploy mode,
+/// with the UI at `{ui_port}` behind the control plane's path when `ui`, then the profile's
+/// configuration (the spec's `spark_conf` and settings, then the profile's).
+pub(crate) fn default_command(conf: &BTreeMap<String, String>, ui: bool) -> Vec<String> {
     let mut argv: Vec<String> = [
         "{spark_home}/bin/spark-submit",
         "--class",
@@ -52,30 +66,55 @@ pub(crate) fn default_command(spark_conf: &BTreeMap<String, String>) -> Vec<Stri
         "--name",
         "spark-connect-{engine_id}",
         "--master",
-        "local[2]",
-        "--conf",
-        "spark.connect.grpc.binding.port={port}",
-        "--conf",
-        "spark.connect.grpc.binding.address={host}",
-        "--conf",
-        "spark.ui.enabled=false",
-        "--conf",
-        "spark.ui.showConsoleProgress=false",
-        "--conf",
-        "spark.local.dir={work_dir}/tmp",
-        "--conf",
-        "spark.sql.warehouse.dir={work_dir}/warehouse",
-        "--conf",
-        "spark.sql.catalogImplementation=in-memory",
-        "--conf",
-        "spark.sql.shuffle.partitions=4",
-        "--conf",
-        "spark.driver.extraJavaOptions=-Djava.io.tmpdir={work_dir}/tmp",
+        "{master}",
+        "--deploy-mode",
+        "client",
     ]
     .into_iter()
     .map(str::to_owned)
     .collect();
-    for (key, value) in spark_conf {
+    let mut all: BTreeMap<String, String> = [
+        ("spark.connect.grpc.binding.port", "{port}"),
+        ("spark.connect.grpc.binding.address", "{host}"),
+        // Executors on a cluster reach the driver here.
+        ("spark.driver.host", "{host}"),
+        ("spark.ui.showConsoleProgress", "false"),
+        ("spark.local.dir", "{work_dir}/tmp"),
+        ("spark.sql.warehouse.dir", "{work_dir}/warehouse"),
+        ("spark.sql.catalogImplementation", "in-memory"),
+        ("spark.sql.shuffle.partitions", "4"),
+        // A driver out of memory is in no state to serve: it exits, and its sessions learn why.
+        (
+            "spark.driver.extraJavaOptions",
+            "-Djava.io.tmpdir={work_dir}/tmp -XX:+ExitOnOutOfMemoryError",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    if ui {
+        all.insert("spark.ui.enabled".into(), "true".into());
+        all.insert("spark.ui.port".into(), "{ui_port}".into());
+        all.insert(
+            "spark.ui.proxyBase".into(),
+            sc_backend_api::ui_proxy_base("{engine_id}"),
+        );
+    } else {
+        all.insert("spark.ui.enabled".into(), "false".into());
+    }
+    for (key, value) in conf {
+        match all.get_mut(key) {
+            // The provider's own JVM options stay; the configured ones follow (and win).
+            Some(ours) if key == "spark.driver.extraJavaOptions" => {
+                ours.push(' ');
+                ours.push_str(value);
+            }
+            _ => {
+                all.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    for (key, value) in all {
         argv.push("--conf".into());
         argv.push(format!("{key}={value}"));
     }
@@ -86,6 +125,7 @@ pub(crate) fn default_command(spark_conf: &BTreeMap<String, String>) -> Vec<Stri
 /// Replaces the placeholders in every argument.
 pub(crate) fn expand(template: &[String], vars: &Vars<'_>) -> Vec<String> {
     let port = vars.port.to_string();
+    let ui_port = vars.ui_port.map(|p| p.to_string()).unwrap_or_default();
     let work_dir = vars.work_dir.to_string_lossy();
     let spark_home = vars
         .spark_home
@@ -95,10 +135,13 @@ pub(crate) fn expand(template: &[String], vars: &Vars<'_>) -> Vec<String> {
         .iter()
         .map(|arg| {
             arg.replace("{port}", &port)
+                .replace("{ui_port}", &ui_port)
                 .replace("{host}", vars.host)
                 .replace("{engine_id}", vars.engine_id)
                 .replace("{spark_home}", &spark_home)
                 .replace("{work_dir}", &work_dir)
+                .replace("{master}", vars.master)
+                .replace("{profile}", vars.profile)
         })
         .collect()
 }
@@ -247,23 +290,28 @@ fn non_empty_env(name: &str) -> Option<OsString> {
 mod tests {
     use super::*;
 
+    fn vars<'a>(ui_port: Option<u16>) -> Vars<'a> {
+        Vars {
+            port: 15201,
+            host: "127.0.0.1",
+            engine_id: "engine-3",
+            spark_home: Some(Path::new("/opt/spark")),
+            work_dir: Path::new("/srv/engines/engine-3"),
+            master: "spark://127.0.0.1:17077",
+            ui_port,
+            profile: "default",
+        }
+    }
+
     #[test]
     fn default_command_from_a_spark_home() {
         let conf: BTreeMap<String, String> = [
             ("spark.driver.memory".to_owned(), "2g".to_owned()),
             ("spark.a".to_owned(), "x y".to_owned()),
+            ("spark.sql.shuffle.partitions".to_owned(), "64".to_owned()),
         ]
         .into();
-        let argv = expand(
-            &default_command(&conf),
-            &Vars {
-                port: 15201,
-                host: "127.0.0.1",
-                engine_id: "engine-3",
-                spark_home: Some(Path::new("/opt/spark")),
-                work_dir: Path::new("/srv/engines/engine-3"),
-            },
-        );
+        let argv = expand(&default_command(&conf, true), &vars(Some(15202)));
         let expected = [
             "/opt/spark/bin/spark-submit",
             "--class",
@@ -271,32 +319,43 @@ mod tests {
             "--name",
             "spark-connect-engine-3",
             "--master",
-            "local[2]",
-            "--conf",
-            "spark.connect.grpc.binding.port=15201",
-            "--conf",
-            "spark.connect.grpc.binding.address=127.0.0.1",
-            "--conf",
-            "spark.ui.enabled=false",
-            "--conf",
-            "spark.ui.showConsoleProgress=false",
-            "--conf",
-            "spark.local.dir=/srv/engines/engine-3/tmp",
-            "--conf",
-            "spark.sql.warehouse.dir=/srv/engines/engine-3/warehouse",
-            "--conf",
-            "spark.sql.catalogImplementation=in-memory",
-            "--conf",
-            "spark.sql.shuffle.partitions=4",
-            "--conf",
-            "spark.driver.extraJavaOptions=-Djava.io.tmpdir=/srv/engines/engine-3/tmp",
+            "spark://127.0.0.1:17077",
+            "--deploy-mode",
+            "client",
             "--conf",
             "spark.a=x y",
             "--conf",
+            "spark.connect.grpc.binding.address=127.0.0.1",
+            "--conf",
+            "spark.connect.grpc.binding.port=15201",
+            "--conf",
+            "spark.driver.extraJavaOptions=-Djava.io.tmpdir=/srv/engines/engine-3/tmp -XX:+ExitOnOutOfMemoryError",
+            "--conf",
+            "spark.driver.host=127.0.0.1",
+            "--conf",
             "spark.driver.memory=2g",
+            "--conf",
+            "spark.local.dir=/srv/engines/engine-3/tmp",
+            "--conf",
+            "spark.sql.catalogImplementation=in-memory",
+            "--conf",
+            "spark.sql.shuffle.partitions=64",
+            "--conf",
+            "spark.sql.warehouse.dir=/srv/engines/engine-3/warehouse",
+            "--conf",
+            "spark.ui.enabled=true",
+            "--conf",
+            "spark.ui.port=15202",
+            "--conf",
+            "spark.ui.proxyBase=/control/backends/engine-3/ui",
+            "--conf",
+            "spark.ui.showConsoleProgress=false",
             "spark-internal",
         ];
         assert_eq!(argv, expected);
+        let argv = expand(&default_command(&BTreeMap::new(), false), &vars(None));
+        assert!(argv.contains(&"spark.ui.enabled=false".to_owned()));
+        assert!(!argv.iter().any(|a| a.starts_with("spark.ui.port")));
     }
 
     #[test]
@@ -307,6 +366,7 @@ mod tests {
             "{host}",
             "--port={port}",
             "{engine_id}:{work_dir}:{spark_home}",
+            "{master}/{profile}/{ui_port}",
         ]
         .into_iter()
         .map(str::to_owned)
@@ -319,11 +379,21 @@ mod tests {
                 engine_id: "engine-1",
                 spark_home: None,
                 work_dir: Path::new("/w/engine-1"),
+                master: "local[2]",
+                ui_port: Some(8),
+                profile: "large",
             },
         );
         assert_eq!(
             argv,
-            ["sail", "--ip", "::1", "--port=7", "engine-1:/w/engine-1:"]
+            [
+                "sail",
+                "--ip",
+                "::1",
+                "--port=7",
+                "engine-1:/w/engine-1:",
+                "local[2]/large/8"
+            ]
         );
         assert!(needs_spark(&LaunchSpec::default()));
         assert!(needs_spark(&LaunchSpec {

@@ -11,12 +11,15 @@ use sc_backend_api::{ProviderError, StartRequest};
 use serde::Deserialize;
 
 /// The placeholders a [`LaunchSpec::command`] may use.
-pub const PLACEHOLDERS: [&str; 5] = [
+pub const PLACEHOLDERS: [&str; 8] = [
     "{port}",
     "{host}",
     "{engine_id}",
     "{spark_home}",
     "{work_dir}",
+    "{master}",
+    "{ui_port}",
+    "{profile}",
 ];
 
 /// The `spec` of a LAUNCH provider. Every field has a default, so an empty spec launches Spark's
@@ -65,6 +68,104 @@ pub struct LaunchSpec {
     /// scratch space (relative paths are relative to the proxy's working directory). It must not
     /// be shared by two proxies.
     pub work_dir: PathBuf,
+    /// The cluster manager engines run their executors on, in client deploy mode (the engine,
+    /// Spark's driver, stays on this host where the proxy reaches it): `local[N]`,
+    /// `spark://host:port` (standalone), `yarn`, `k8s://https://host:port`. A `spark.master` in
+    /// `spark_conf` is refused: this is the one place to say it.
+    pub master: String,
+    /// The engine's (driver's) memory, e.g. `2g` (`spark.driver.memory`).
+    pub driver_memory: Option<String>,
+    /// The engine's (driver's) cores (`spark.driver.cores`).
+    pub driver_cores: Option<u32>,
+    /// Memory of each executor, e.g. `2g` (`spark.executor.memory`).
+    pub executor_memory: Option<String>,
+    /// Cores of each executor (`spark.executor.cores`).
+    pub executor_cores: Option<u32>,
+    /// Executors to ask for (`spark.executor.instances`; YARN and Kubernetes).
+    pub executor_instances: Option<u32>,
+    /// The most cores an engine takes from a standalone cluster (`spark.cores.max`; without it
+    /// the first engine takes them all).
+    pub max_cores: Option<u32>,
+    /// Whether engines run the Spark UI (on a port from `port_range`), which the control plane
+    /// serves at `/control/backends/{id}/ui/` to admins and to the users with a session there.
+    pub spark_ui: bool,
+    /// Named engine templates a session may ask for (`POST /control/sessions {"profile": ...}`
+    /// or `x-spark-connect-profile`); the spec itself is the `default` profile.
+    pub profiles: BTreeMap<String, ProfileSpec>,
+    /// Engines of the default profile kept started and unassigned, so a new user's first
+    /// session takes one at once (a replacement starts in the background). They count against
+    /// `max_engines`.
+    pub warm_engines: usize,
+    /// Whether the next session of a key whose engine failed (exited on its own, or could not
+    /// start) may start a fresh one.
+    pub restart: RestartPolicy,
+    /// When a key's engines failed this often within `crash_loop.window`, no more are launched
+    /// for it until the oldest failure leaves the window.
+    pub crash_loop: CrashLoopSpec,
+}
+
+/// A named engine template (`backend_provider.spec.profiles.<name>`). What it leaves out is
+/// the spec's; its `spark_conf` is merged over the spec's.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfileSpec {
+    /// What the profile is for, shown in errors that list profiles.
+    pub description: Option<String>,
+    /// The cluster manager (see [`LaunchSpec::master`]).
+    pub master: Option<String>,
+    /// Extra Spark configuration, merged over the spec's `spark_conf`.
+    pub spark_conf: BTreeMap<String, String>,
+    /// See [`LaunchSpec::driver_memory`].
+    pub driver_memory: Option<String>,
+    /// See [`LaunchSpec::driver_cores`].
+    pub driver_cores: Option<u32>,
+    /// See [`LaunchSpec::executor_memory`].
+    pub executor_memory: Option<String>,
+    /// See [`LaunchSpec::executor_cores`].
+    pub executor_cores: Option<u32>,
+    /// See [`LaunchSpec::executor_instances`].
+    pub executor_instances: Option<u32>,
+    /// See [`LaunchSpec::max_cores`].
+    pub max_cores: Option<u32>,
+    /// How long an engine of this profile may have no sessions before it is stopped.
+    #[serde(with = "humantime_serde")]
+    pub engine_idle_timeout: Option<Duration>,
+    /// Only members of these groups (of an authenticated identity) may use the profile; empty:
+    /// everyone.
+    pub allowed_groups: Vec<String>,
+    /// Engines of this profile kept warm (see [`LaunchSpec::warm_engines`]).
+    pub warm_engines: usize,
+}
+
+/// `backend_provider.spec.restart`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartPolicy {
+    /// The next session of a failed engine's key starts a fresh engine (unless in a crash loop).
+    #[default]
+    OnFailure,
+    /// A key whose engine failed gets no other engine until the proxy is restarted or reloaded.
+    Never,
+}
+
+/// `backend_provider.spec.crash_loop`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrashLoopSpec {
+    /// Failures of one key's engines within `window` that stop relaunching.
+    pub failures: u32,
+    /// The window failures are counted in.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+impl Default for CrashLoopSpec {
+    fn default() -> Self {
+        CrashLoopSpec {
+            failures: 3,
+            window: Duration::from_secs(600),
+        }
+    }
 }
 
 impl Default for LaunchSpec {
@@ -82,9 +183,27 @@ impl Default for LaunchSpec {
             stop_timeout: Duration::from_secs(20),
             max_engines: 8,
             work_dir: PathBuf::from(".local/engines"),
+            master: DEFAULT_MASTER.into(),
+            driver_memory: None,
+            driver_cores: None,
+            executor_memory: None,
+            executor_cores: None,
+            executor_instances: None,
+            max_cores: None,
+            spark_ui: true,
+            profiles: BTreeMap::new(),
+            warm_engines: 0,
+            restart: RestartPolicy::OnFailure,
+            crash_loop: CrashLoopSpec::default(),
         }
     }
 }
+
+/// The master engines run with when the spec names none.
+pub const DEFAULT_MASTER: &str = "local[2]";
+
+/// The name of the profile the spec itself describes.
+pub const DEFAULT_PROFILE: &str = "default";
 
 /// Which sessions share one engine (Kyuubi's share levels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -189,6 +308,13 @@ impl LaunchSpec {
             if !self.spark_conf.is_empty() {
                 return bad("backend_provider.spec.spark_conf applies only to the default Spark command; with a custom command, put the settings in backend_provider.spec.command".into());
             }
+            for (name, profile) in &self.profiles {
+                if !profile.spark_conf.is_empty() {
+                    return bad(format!(
+                        "backend_provider.spec.profiles.{name}.spark_conf applies only to the default Spark command; with a custom command, use {{master}} and {{profile}} in backend_provider.spec.command"
+                    ));
+                }
+            }
         }
         if self.host.trim().is_empty() {
             return bad(
@@ -214,14 +340,61 @@ impl LaunchSpec {
         if self.work_dir.as_os_str().is_empty() {
             return bad("backend_provider.spec.work_dir is empty: use a directory for the engines' logs and scratch space, e.g. .local/engines".into());
         }
-        for key in self.spark_conf.keys() {
-            if key.trim().is_empty() || key.contains(['=', ' ']) {
+        crate::profile::check_level("backend_provider.spec", &self.level())?;
+        for (name, profile) in &self.profiles {
+            let key = format!("backend_provider.spec.profiles.{name}");
+            if name == DEFAULT_PROFILE {
                 return bad(format!(
-                    "backend_provider.spec.spark_conf has an invalid key '{key}': Spark keys look like spark.sql.shuffle.partitions"
+                    "{key}: the name '{DEFAULT_PROFILE}' is the spec itself; give the profile another name"
+                ));
+            }
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            {
+                return bad(format!(
+                    "{key}: a profile name is 1 to 64 letters, digits, '-', '_' or '.'"
+                ));
+            }
+            crate::profile::check_level(&key, &profile.level())?;
+            if profile.engine_idle_timeout.is_some_and(|t| t.is_zero()) {
+                return bad(format!(
+                    "{key}.engine_idle_timeout must be greater than zero"
                 ));
             }
         }
+        let warm: usize = self.warm_engines
+            + self
+                .profiles
+                .values()
+                .map(|p| p.warm_engines)
+                .sum::<usize>();
+        if warm > self.max_engines {
+            return bad(format!(
+                "backend_provider.spec: {warm} warm engines (warm_engines, over all profiles) exceed max_engines ({}); warm engines count against it",
+                self.max_engines
+            ));
+        }
+        if self.crash_loop.failures == 0 || self.crash_loop.window.is_zero() {
+            return bad("backend_provider.spec.crash_loop: failures and window must be greater than zero, e.g. {failures: 3, window: 10m}".into());
+        }
         Ok(())
+    }
+
+    /// The spec's own engine settings, as a profile level.
+    pub(crate) fn level(&self) -> crate::profile::Level<'_> {
+        crate::profile::Level {
+            master: Some(&self.master),
+            spark_conf: &self.spark_conf,
+            driver_memory: self.driver_memory.as_deref(),
+            driver_cores: self.driver_cores,
+            executor_memory: self.executor_memory.as_deref(),
+            executor_cores: self.executor_cores,
+            executor_instances: self.executor_instances,
+            max_cores: self.max_cores,
+        }
     }
 
     /// The port range, if one is configured.
@@ -234,6 +407,22 @@ impl LaunchSpec {
                 "backend_provider.spec.port_range '{range}' {why}; write first-last, e.g. 15200-15299"
             ))
         })
+    }
+}
+
+impl ProfileSpec {
+    /// The profile's engine settings, as a level over the spec's.
+    pub(crate) fn level(&self) -> crate::profile::Level<'_> {
+        crate::profile::Level {
+            master: self.master.as_deref(),
+            spark_conf: &self.spark_conf,
+            driver_memory: self.driver_memory.as_deref(),
+            driver_cores: self.driver_cores,
+            executor_memory: self.executor_memory.as_deref(),
+            executor_cores: self.executor_cores,
+            executor_instances: self.executor_instances,
+            max_cores: self.max_cores,
+        }
     }
 }
 
@@ -385,6 +574,7 @@ mod tests {
                 groups: groups.iter().map(|g| (*g).to_owned()).collect(),
                 method: AuthMethod::Token,
             }),
+            profile: None,
         };
         let a1 = req(Some("alice"), Some("s1"), &["eng", "ops"]);
         let a2 = req(Some("alice"), Some("s2"), &[]);

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sc_backend_api::{
-    AuthMethod, BackendId, BackendProvider, Health, Identity, ProviderError, StartRequest,
+    AuthMethod, BackendId, BackendProvider, DeathCause, Health, Identity, ProviderError,
+    StartRequest,
 };
-use sc_backend_launch::{LaunchProvider, LaunchSpec, ShareLevel};
+use sc_backend_launch::{CrashLoopSpec, LaunchProvider, LaunchSpec, RestartPolicy, ShareLevel};
 
 /// The fake server binary: `target/<profile>/examples/fake-spark-connect`, next to this test's
 /// `target/<profile>/deps/` directory.
@@ -57,6 +58,7 @@ fn req(user: &str, session: &str) -> StartRequest {
         user: Some(user.into()),
         session_id: Some(session.into()),
         identity: None,
+        profile: None,
     }
 }
 
@@ -120,6 +122,7 @@ async fn connection_server_and_group_share_levels() {
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             method: AuthMethod::Jwt,
         }),
+        profile: None,
     };
     let alice = p.start(&member("alice", &["eng"])).await.unwrap();
     let bob = p.start(&member("bob", &["eng", "ops"])).await.unwrap();
@@ -176,8 +179,8 @@ async fn a_command_that_exits_fails_with_its_log_and_the_key_is_retried() {
     let started = Instant::now();
     let msg = start_failed(p.start(&req("alice", "s1")).await);
     assert!(started.elapsed() < Duration::from_secs(5), "not at once");
-    assert!(msg.contains("exited during start-up"), "{msg}");
-    assert!(msg.contains("exit status: 3"), "{msg}");
+    assert!(msg.contains("could not start"), "{msg}");
+    assert!(msg.contains("exited with status 3"), "{msg}");
     assert!(msg.contains("boom on"), "{msg}");
     assert!(msg.contains("to stderr"), "{msg}");
     assert!(p.list().await.unwrap().is_empty());
@@ -410,4 +413,226 @@ async fn real_spark_starts_and_stops() {
     assert!(log.contains("Spark Connect server started"), "{log}");
     p.stop(&backend.id).await.unwrap();
     assert!(!answers(port_of(&backend)).await);
+}
+
+fn with_profile(user: &str, session: &str, profile: Option<&str>) -> StartRequest {
+    StartRequest {
+        profile: profile.map(str::to_owned),
+        ..req(user, session)
+    }
+}
+
+#[tokio::test]
+async fn profiles_get_their_own_engines_and_settings() {
+    use sc_backend_launch::ProfileSpec;
+    let dir = tempfile::tempdir().unwrap();
+    // {profile} and {master} reach the command line: the fake names itself after them.
+    let command = sh("exec {fake} --port {port} --name {profile}-{master}-{engine_id}");
+    let mut spec = spec(dir.path(), ShareLevel::User, command);
+    spec.master = "local[1]".into();
+    spec.profiles.insert(
+        "large".into(),
+        ProfileSpec {
+            master: Some("local[2]".into()),
+            engine_idle_timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+    );
+    let p = LaunchProvider::new("launch", spec).unwrap();
+    let small = p.start(&with_profile("alice", "s1", None)).await.unwrap();
+    let large = p
+        .start(&with_profile("alice", "s2", Some("large")))
+        .await
+        .unwrap();
+    let large_again = p
+        .start(&with_profile("alice", "s3", Some("large")))
+        .await
+        .unwrap();
+    assert_ne!(small.id, large.id, "one engine per (user, profile)");
+    assert_eq!(large.id, large_again.id);
+    let log = p.logs(&large.id, 5).await.unwrap().unwrap();
+    assert!(log.contains("large-local[2]-engine-"), "{log}");
+    let log = p.logs(&small.id, 5).await.unwrap().unwrap();
+    assert!(log.contains("default-local[1]-engine-"), "{log}");
+    assert_eq!(p.idle_timeout_for(&large.id), Some(Duration::from_secs(60)));
+    assert_eq!(
+        p.idle_timeout_for(&small.id),
+        Some(Duration::from_secs(600))
+    );
+    // An unknown profile is refused before anything starts, naming the ones there are.
+    let unknown = with_profile("alice", "s4", Some("huge"));
+    let e = p.check_request(&unknown).unwrap_err().to_string();
+    assert!(e.contains("'huge'") && e.contains("default, large"), "{e}");
+    assert!(matches!(
+        p.start(&unknown).await,
+        Err(ProviderError::UnknownProfile { .. })
+    ));
+    assert_eq!(p.list().await.unwrap().len(), 2);
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dead_engine_has_a_post_mortem_and_its_key_gets_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first engine crashes like a JVM out of memory; the ones after it do not.
+    let command = sh(
+        "if [ -e ../crashed ]; then echo $$ > ../pid; exec {fake} --port {port}; fi; touch ../crashed; {fake} --port {port} --exit-after-ms 800; echo 'Terminating due to java.lang.OutOfMemoryError: Java heap space'; exit 3",
+    );
+    let p = LaunchProvider::new("launch", spec(dir.path(), ShareLevel::User, command)).unwrap();
+    let first = p.start(&req("alice", "s1")).await.unwrap();
+    assert!(p.post_mortem(&first).await.is_none(), "it runs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let post_mortem = loop {
+        if let Some(pm) = p.post_mortem(&first).await {
+            break pm;
+        }
+        assert!(Instant::now() < deadline, "the engine did not end");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(post_mortem.cause, DeathCause::OutOfMemory);
+    assert!(
+        post_mortem.reason.contains("exited with status 3")
+            && post_mortem
+                .reason
+                .contains("java.lang.OutOfMemoryError: Java heap space"),
+        "{}",
+        post_mortem.reason
+    );
+    // Asked again (another session of it), the same answer.
+    assert_eq!(p.post_mortem(&first).await, Some(post_mortem));
+    let second = p.start(&req("alice", "s2")).await.unwrap();
+    assert_ne!(first.id, second.id);
+
+    // SIGKILL: the signal is named.
+    let pid = std::fs::read_to_string(dir.path().join("pid")).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let post_mortem = loop {
+        if let Some(pm) = p.post_mortem(&second).await {
+            break pm;
+        }
+        assert!(Instant::now() < deadline, "the engine did not end");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(post_mortem.cause, DeathCause::Killed);
+    assert!(
+        post_mortem.reason.contains("killed by signal 9 (SIGKILL)"),
+        "{}",
+        post_mortem.reason
+    );
+    p.shutdown().await;
+}
+
+/// A provider running `script`, whose keys are in a crash loop after two failures.
+fn crash_loop_of_two(dir: &Path, script: &str) -> LaunchProvider {
+    let mut spec = spec(dir, ShareLevel::User, sh(script));
+    spec.crash_loop = CrashLoopSpec {
+        failures: 2,
+        window: Duration::from_secs(600),
+    };
+    LaunchProvider::new("launch", spec).unwrap()
+}
+
+#[tokio::test]
+async fn a_crash_loop_stops_relaunching_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = crash_loop_of_two(dir.path(), "echo 'Error: bad conf'; exit 1 # {port}");
+    for s in ["s1", "s2"] {
+        let msg = start_failed(p.start(&req("alice", s)).await);
+        assert!(msg.contains("Error: bad conf"), "{msg}");
+    }
+    let e = p.start(&req("alice", "s3")).await.unwrap_err();
+    let ProviderError::NotRestarting(msg) = &e else {
+        panic!("expected NotRestarting, got {e:?}");
+    };
+    assert!(
+        msg.contains("failed 2 times within 10m")
+            && msg.contains("crash_loop")
+            && msg.contains("Error: bad conf"),
+        "{msg}"
+    );
+    // Another key is not affected.
+    let msg = start_failed(p.start(&req("bob", "s4")).await);
+    assert!(msg.contains("could not start"), "{msg}");
+
+    // restart: never gives up after the first failure.
+    let dir = tempfile::tempdir().unwrap();
+    let mut never = self::spec(
+        dir.path(),
+        ShareLevel::User,
+        sh("echo 'Error: bad conf'; exit 1 # {port}"),
+    );
+    never.restart = RestartPolicy::Never;
+    let p = LaunchProvider::new("launch", never).unwrap();
+    start_failed(p.start(&req("alice", "s1")).await);
+    let e = p.start(&req("alice", "s2")).await.unwrap_err().to_string();
+    assert!(e.contains("restart is never"), "{e}");
+}
+
+#[tokio::test]
+async fn warm_engines_are_taken_at_once_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let launches = dir.path().join("launches");
+    let command = sh(&format!(
+        "echo {{engine_id}} >> {}; exec {{fake}} --port {{port}}",
+        launches.display()
+    ));
+    let mut spec = spec(dir.path(), ShareLevel::User, command);
+    spec.warm_engines = 1;
+    spec.max_engines = 2;
+    let p = LaunchProvider::new("launch", spec).unwrap();
+    // The router lists the provider when it starts: the pool fills.
+    assert!(
+        p.list().await.unwrap().is_empty(),
+        "warm engines are not listed"
+    );
+    wait_for("a warm engine", || p.warm_engines() == 1).await;
+    let launched = || std::fs::read_to_string(&launches).unwrap_or_default();
+    assert_eq!(launched().lines().collect::<Vec<_>>(), ["engine-1"]);
+
+    // A new user's first session takes it: no launch waited for.
+    let alice = p.start(&req("alice", "s1")).await.unwrap();
+    assert_eq!(alice.id.as_str(), "engine-1");
+    assert!(answers(port_of(&alice)).await);
+    // A replacement starts in the background.
+    wait_for("the pool refilled", || p.warm_engines() == 1).await;
+    assert_eq!(launched().lines().count(), 2);
+    // Warm engines count against max_engines: bob takes the second, and the pool cannot refill.
+    let bob = p.start(&req("bob", "s2")).await.unwrap();
+    assert_eq!(bob.id.as_str(), "engine-2");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(p.warm_engines(), 0);
+    let msg = start_failed(p.start(&req("carol", "s3")).await);
+    assert!(msg.contains("max_engines"), "{msg}");
+    p.shutdown().await;
+    assert!(!answers(port_of(&alice)).await && !answers(port_of(&bob)).await);
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited in vain for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn engines_that_die_after_starting_count_towards_the_crash_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = crash_loop_of_two(dir.path(), "exec {fake} --port {port} --exit-after-ms 300");
+    for s in ["s1", "s2"] {
+        let engine = p.start(&req("alice", s)).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.post_mortem(&engine).await.is_none() {
+            assert!(Instant::now() < deadline, "the engine did not end");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let e = p.start(&req("alice", "s3")).await.unwrap_err();
+    assert!(matches!(e, ProviderError::NotRestarting(_)), "{e:?}");
+    assert!(e.to_string().contains("exited with status 7"), "{e}");
 }

@@ -11,6 +11,7 @@
 //!         id: spark-2             # optional; default backend-<index>
 //!         ca_file: /etc/ca.pem    # optional, for https endpoints
 //!         server_name: spark-2    # optional, for https endpoints
+//!         ui_url: http://spark-2.internal:4040  # optional: its Spark UI, served by the proxy
 //! ```
 //!
 //! It cannot start or stop servers: policies that want a new backend are told so. Without a
@@ -85,6 +86,11 @@ pub struct EndpointSpec {
     /// Environment variable holding the pre-shared token (instead of `token_file`).
     #[serde(default)]
     pub token_env: Option<String>,
+    /// The server's Spark UI (`http://host:port`), which the control plane then serves at
+    /// `/control/backends/{id}/ui/` to admins and the users with a session there. For its
+    /// links to work, start the server with `spark.ui.proxyBase=/control/backends/{id}/ui`.
+    #[serde(default)]
+    pub ui_url: Option<String>,
 }
 
 /// A provider that serves a fixed list of backends.
@@ -179,6 +185,14 @@ impl PredefinedProvider {
                 }
                 backend = backend.with_auth_token(token);
             }
+            if let Some(ui_url) = &ep.ui_url {
+                let ui = parse_ui_url(ui_url).map_err(|why| {
+                    ProviderError::Config(format!(
+                        "{key}.endpoints[{i}].ui_url '{ui_url}' is not a valid URL: {why}; write http://host:port"
+                    ))
+                })?;
+                backend = backend.with_ui_url(ui);
+            }
             backends.push(backend);
         }
         Ok(PredefinedProvider {
@@ -191,6 +205,24 @@ impl PredefinedProvider {
     pub fn backends(&self) -> &[Backend] {
         &self.backends
     }
+}
+
+/// A Spark UI's address: `http://host:port` (or `host:port`); plaintext only.
+fn parse_ui_url(url: &str) -> Result<Uri, String> {
+    let url = url.trim();
+    let full = if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    };
+    let uri: Uri = full.parse().map_err(|e| format!("{e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err("only http:// UIs can be served".into());
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("it has no host".into());
+    }
+    Ok(uri)
 }
 
 /// Turns `host:port`, `sc://host:port`, `http://host:port` or `https://host:port` into a URI.
@@ -288,6 +320,23 @@ mod tests {
                 .to_string()
                 .contains("empty")
         );
+    }
+
+    #[test]
+    fn an_endpoint_may_name_its_spark_ui() {
+        let mut s = spec(&["localhost:1", "localhost:2"]);
+        s.endpoints[0].ui_url = Some("127.0.0.1:4040".into());
+        let p = PredefinedProvider::new("p", &s).unwrap();
+        assert_eq!(
+            p.backends()[0].ui_url.as_ref().map(|u| u.to_string()),
+            Some("http://127.0.0.1:4040/".to_owned())
+        );
+        assert!(p.backends()[1].ui_url.is_none());
+        for bad in ["ftp://x:1", "https://x:1", "http://"] {
+            s.endpoints[1].ui_url = Some(bad.into());
+            let e = PredefinedProvider::new("p", &s).unwrap_err().to_string();
+            assert!(e.contains("spec.endpoints[1].ui_url"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! | `DELETE /control/sessions/{id}` | closes a session and releases it on its backend |
 //! | `GET /control/backends` | every backend with its load, state and health |
 //! | `POST /control/backends/{id}/drain`, `.../undrain` | stops or resumes placing new sessions on a backend (its sessions carry on) |
+//! | `GET /control/backends/{id}/logs` | the tail of a backend's own log (admins, and users with a session there) |
+//! | `GET /control/backends/{id}/ui/...` | the backend's Spark UI, reverse-proxied (admins, and users with a session there) |
 //! | `GET /control/metrics` | Prometheus metrics |
 //! | `GET /healthz`, `GET /readyz` | liveness and readiness |
 //!
@@ -18,6 +20,8 @@
 //! Errors are JSON objects `{"error": "...", "code": "NOT_FOUND"}` with the matching HTTP status.
 
 #![forbid(unsafe_code)]
+
+mod ui;
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -153,6 +157,9 @@ pub fn app(state: ControlState) -> HttpRouter {
             axum::routing::post(undrain_backend),
         )
         .route("/control/backends/{id}/logs", get(backend_logs))
+        .route("/control/backends/{id}/ui", get(ui::redirect))
+        .route("/control/backends/{id}/ui/", get(ui::root))
+        .route("/control/backends/{id}/ui/{*path}", get(ui::page))
         .route("/control/reload", axum::routing::post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     // Health and metrics stay open for probes and scrapers: they name no user and no secret.
@@ -209,6 +216,7 @@ impl From<RouterError> for ApiError {
             Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+            Code::FailedPrecondition => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match error {
@@ -489,6 +497,9 @@ struct CreateSession {
     /// A name for the application, shown with the session.
     #[serde(default)]
     app_name: Option<String>,
+    /// The engine profile to run the session on (the provider's `spec.profiles`).
+    #[serde(default)]
+    profile: Option<String>,
 }
 
 async fn create_session(
@@ -512,7 +523,7 @@ async fn create_session(
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::bad_request(format!(
-                "request body is not valid JSON for a new session: {e}; send no body, or {{\"user_id\": \"alice\", \"app_name\": \"etl\"}}"
+                "request body is not valid JSON for a new session: {e}; send no body, or {{\"user_id\": \"alice\", \"app_name\": \"etl\", \"profile\": \"large\"}}"
             ))
         })?
     };
@@ -520,6 +531,7 @@ async fn create_session(
     let mut new = sc_router::SessionRequest::new();
     new.user_id = request.user_id;
     new.app_name = request.app_name;
+    new.profile = request.profile;
     let info = state.router.create_session(&caller, new).await?;
     tracing::info!(target: "audit", event = "session_create", kind = "control", session_id = %info.id, user = info.user_id.as_deref().unwrap_or(""), by = who.name(), peer = %who.peer_text(), backend = %info.backend, "session created");
     if wants_json(&headers) {
@@ -728,7 +740,7 @@ async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
-        "no such endpoint; the control plane serves /control/sessions, /control/sessions/{id}, /control/backends, /control/backends/{id}/drain and /undrain, /control/metrics, /healthz and /readyz",
+        "no such endpoint; the control plane serves /control/sessions, /control/sessions/{id}, /control/backends, /control/backends/{id}/drain and /undrain, /control/backends/{id}/logs and /ui/, /control/metrics, /healthz and /readyz",
     )
 }
 

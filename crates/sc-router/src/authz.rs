@@ -10,6 +10,8 @@
 //! * a session may be used, seen and closed by its owner;
 //! * a session without an owner (created with authentication off and no user) is open to every
 //!   caller that is not authenticated, and to admins only once authentication is on;
+//! * a backend's Spark UI and logs may be seen by admins and by the users who may use a session
+//!   on it (they show every query run there);
 //! * acting on the proxy as a whole (draining backends, reloading, creating a session for
 //!   somebody else) is for admins;
 //! * with authentication off, a control-plane caller that claims no user is the operator (an
@@ -66,6 +68,15 @@ pub enum Access<'a> {
         id: &'a str,
         /// Its owner; `None` when it has none.
         owner: Option<&'a str>,
+    },
+    /// See a backend's Spark UI or logs; `owners` are the owners of the sessions on it.
+    Backend {
+        /// The backend's id (for the error and the audit line).
+        id: &'a str,
+        /// The owner of each session bound to it (`None` for a session without one).
+        owners: &'a [Option<String>],
+        /// What the caller wants to see, e.g. `"the Spark UI"`.
+        what: &'static str,
     },
     /// Act on the proxy as a whole; `action` says what, e.g. `"drain or undrain backends"`.
     Operate {
@@ -146,6 +157,13 @@ impl<'a> Caller<'a> {
                 owner: Some(owner), ..
             } => self.user == Some(owner),
             Access::Session { owner: None, .. } => self.identity.is_none(),
+            // Whoever may use a session there may see what the engine shows of it.
+            Access::Backend { id, owners, .. } => owners.iter().any(|owner| {
+                self.may(Access::Session {
+                    id,
+                    owner: owner.as_deref(),
+                })
+            }),
             Access::Operate { .. } => false,
         }
     }
@@ -164,6 +182,13 @@ impl<'a> Caller<'a> {
             Access::Session { id, .. } => {
                 warn!(target: "audit", event = "permission_denied", plane = self.plane.as_str(), user, peer = %peer, session_id = id, "permission denied");
                 Err(RouterError::PermissionDenied)
+            }
+            Access::Backend { id, what, .. } => {
+                warn!(target: "audit", event = "permission_denied", plane = self.plane.as_str(), user, peer = %peer, backend = id, what, "permission denied");
+                Err(RouterError::BackendForbidden {
+                    id: id.to_owned(),
+                    what,
+                })
             }
             Access::Operate { action } => {
                 warn!(target: "audit", event = "permission_denied", plane = self.plane.as_str(), user, peer = %peer, action, "permission denied");
@@ -225,6 +250,31 @@ mod tests {
         let nobody = Caller::new(None, None, admins, Plane::Grpc);
         assert!(!nobody.is_admin() && !nobody.may(session(Some("bob"))));
         assert!(nobody.may(session(None)));
+    }
+
+    #[test]
+    fn a_backend_is_open_to_admins_and_to_the_owners_of_its_sessions() {
+        let alice = Identity::new("alice", AuthMethod::Token);
+        let mut root = Identity::new("root", AuthMethod::Token);
+        root.groups.push("admins".into());
+        let owners = [Some("bob".to_owned()), Some("alice".to_owned())];
+        let backend = |owners| Access::Backend {
+            id: "engine-1",
+            owners,
+            what: "the Spark UI",
+        };
+        let admins = Some("admins");
+        let caller = Caller::new(Some(&alice), None, admins, Plane::Control);
+        assert!(caller.may(backend(&owners)));
+        assert!(!caller.may(backend(&owners[..1])));
+        assert!(!caller.may(backend(&[])));
+        let e = caller.authorize(backend(&[])).unwrap_err().to_string();
+        assert!(e.contains("engine-1") && e.contains("the Spark UI"), "{e}");
+        assert!(Caller::new(Some(&root), None, admins, Plane::Control).may(backend(&[])));
+        // Authentication off: the claimed user, the same rule; the operator sees all.
+        assert!(Caller::new(None, Some("bob"), None, Plane::Control).may(backend(&owners)));
+        assert!(!Caller::new(None, Some("carol"), None, Plane::Control).may(backend(&owners)));
+        assert!(Caller::new(None, None, None, Plane::Control).may(backend(&[])));
     }
 
     #[test]

@@ -70,6 +70,23 @@ pub enum RouterError {
     /// The session exists but belongs to someone else.
     #[error("permission denied for this session")]
     PermissionDenied,
+    /// A backend's Spark UI and logs are for admins and the users with a session there.
+    #[error(
+        "permission denied for {what} of backend '{}': only admins and users with a session on it may see it",
+        shorten(id)
+    )]
+    BackendForbidden {
+        /// The backend.
+        id: String,
+        /// What was asked for.
+        what: &'static str,
+    },
+    /// The backend has no Spark UI the proxy can reach.
+    #[error(
+        "backend '{}' has no Spark UI the proxy can reach (a LAUNCH engine has one unless spark_ui is off; a PREDEFINED endpoint names it with ui_url)",
+        shorten(.0)
+    )]
+    NoUi(String),
     /// Acting on the proxy as a whole is for admins.
     #[error("{}", not_admin(action, *authenticated))]
     NotAdmin {
@@ -158,12 +175,19 @@ impl RouterError {
             | RouterError::LimitExceeded { .. } => Code::ResourceExhausted,
             RouterError::UnsupportedEncoding(_) => Code::Unimplemented,
             RouterError::FirstMessageTimeout(_) => Code::DeadlineExceeded,
-            RouterError::PermissionDenied | RouterError::NotAdmin { .. } => Code::PermissionDenied,
+            RouterError::PermissionDenied
+            | RouterError::NotAdmin { .. }
+            | RouterError::BackendForbidden { .. } => Code::PermissionDenied,
+            RouterError::NoUi(_) => Code::NotFound,
             RouterError::InvalidSettings(_) | RouterError::InvalidRequest(_) => {
                 Code::InvalidArgument
             }
             RouterError::BackendUnavailable { .. } => Code::Unavailable,
             RouterError::Provider(ProviderError::Config(_)) => Code::Internal,
+            RouterError::Provider(ProviderError::UnknownProfile { .. }) => Code::InvalidArgument,
+            RouterError::Provider(ProviderError::ProfileForbidden { .. }) => Code::PermissionDenied,
+            // Retrying soon cannot help: clients must hear it at once, not retry for minutes.
+            RouterError::Provider(ProviderError::NotRestarting(_)) => Code::FailedPrecondition,
             RouterError::Provider(_) => Code::Unavailable,
             RouterError::RequestBody(_) => Code::Cancelled,
             RouterError::SessionDead { .. } | RouterError::SessionClosed { .. } => {
@@ -237,4 +261,39 @@ pub fn code_name(code: i32) -> &'static str {
         .and_then(|i| NAMES.get(i))
         .copied()
         .unwrap_or("UNKNOWN")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_refusals_map_to_statuses_clients_do_not_retry() {
+        let code = |e: ProviderError| RouterError::Provider(e).code();
+        assert_eq!(
+            code(ProviderError::UnknownProfile {
+                profile: "x".into(),
+                available: vec![],
+            }),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            code(ProviderError::ProfileForbidden {
+                profile: "x".into(),
+                user: "u".into(),
+                allowed_groups: vec![],
+                open: vec![],
+            }),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            code(ProviderError::NotRestarting("crash loop".into())),
+            Code::FailedPrecondition
+        );
+        // A start that failed may succeed on a retry.
+        assert_eq!(
+            code(ProviderError::StartFailed("slow".into())),
+            Code::Unavailable
+        );
+    }
 }

@@ -1,12 +1,18 @@
 //! Backend health: active probes (a cheap Spark Connect call on an interval) and passive marking
 //! when a call cannot reach the backend. New sessions are placed only on backends that are not
 //! unhealthy; sessions already bound stay where they are.
+//!
+//! A backend that a call (or a probe) cannot reach is checked at once ([`confirm_gone`]): when
+//! its provider knows its process ended, or a new connection to its address is refused, it is
+//! *gone*, and the router turns every session on it dead (`sessions.rs`). One that merely does
+//! not answer in time may be alive behind a slow network and stays merely unavailable.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::Duration;
 
 use prometheus_client::metrics::gauge::Gauge;
+use sc_backend_api::{DeathCause, PostMortem};
 use sc_proto::spark::connect as pb;
 use serde::Deserialize;
 use tracing::{info, warn};
@@ -63,6 +69,8 @@ pub(crate) struct Health {
     state: AtomicU8,
     failures: AtomicU32,
     successes: AtomicU32,
+    /// Found gone since the last good probe (so a death is reported once).
+    gone: std::sync::atomic::AtomicBool,
     up: Gauge,
 }
 
@@ -73,6 +81,7 @@ impl Health {
             state: AtomicU8::new(UNKNOWN),
             failures: AtomicU32::new(0),
             successes: AtomicU32::new(0),
+            gone: std::sync::atomic::AtomicBool::new(false),
             up,
         }
     }
@@ -97,6 +106,7 @@ impl Health {
     /// A probe or call succeeded.
     pub(crate) fn success(&self, settings: &HealthSettings) -> bool {
         self.failures.store(0, Ordering::Relaxed);
+        self.gone.store(false, Ordering::Relaxed);
         let successes = self.successes.fetch_add(1, Ordering::AcqRel) + 1;
         let state = self.state.load(Ordering::Relaxed);
         if state != UNHEALTHY || successes >= settings.healthy_threshold {
@@ -117,7 +127,55 @@ impl Health {
         self.successes.store(0, Ordering::Relaxed);
         self.set(UNHEALTHY)
     }
+
+    /// The backend was found gone; true the first time since it last answered a probe.
+    pub(crate) fn mark_gone(&self) -> bool {
+        !self.gone.swap(true, Ordering::AcqRel)
+    }
 }
+
+/// After a call (or a probe) could not reach `backend`: whether it is gone for good. Its
+/// provider's post-mortem decides first (a launched engine whose process exited); else a new
+/// TCP connection to its address, given at most a second: refused means nothing listens there
+/// any more. A connection that succeeds or times out says it may be alive: `None`.
+pub(crate) async fn confirm_gone(backend: &BackendHandle) -> Option<PostMortem> {
+    if let Some(post_mortem) = backend.provider.post_mortem(&backend.backend).await {
+        return Some(post_mortem);
+    }
+    let endpoint = &backend.backend.endpoint;
+    let host = endpoint
+        .host()?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = endpoint.port_u16().unwrap_or(match endpoint.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    });
+    let knock = tokio::net::TcpStream::connect((host, port));
+    match tokio::time::timeout(KNOCK_TIMEOUT, knock).await {
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+        _ => return None,
+    }
+    // A process that closed its port is ending: its provider, if it started it, soon knows how
+    // (the exit status and its log say more than a refused connection).
+    if backend.started {
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(post_mortem) = backend.provider.post_mortem(&backend.backend).await {
+                return Some(post_mortem);
+            }
+        }
+    }
+    Some(PostMortem::new(
+        DeathCause::Unreachable,
+        format!(
+            "nothing listens at {host}:{port} any more (connection refused): its server process is gone"
+        ),
+    ))
+}
+
+/// How long [`confirm_gone`] waits for a connection.
+const KNOCK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The probe: AnalyzePlan(SparkVersion) in one session the proxy keeps for probing.
 async fn probe(backend: &BackendHandle, session_id: &str, timeout: Duration) -> Result<(), String> {
@@ -164,8 +222,16 @@ pub(crate) async fn run_probes(inner: std::sync::Weak<crate::Inner>) {
         if settings.interval.is_zero() {
             return;
         }
-        let backends = router.pool.snapshot();
+        // A launched engine taken out of placement (stopping, or gone) never comes back.
+        let backends: Vec<_> = router
+            .pool
+            .snapshot()
+            .iter()
+            .filter(|b| !(b.started && b.removed.load(std::sync::atomic::Ordering::Relaxed)))
+            .cloned()
+            .collect();
         drop(router);
+        let inner = &inner;
         let probes = backends.iter().map(|backend| {
             let session_id = session_id.clone();
             let settings = settings.clone();
@@ -179,6 +245,10 @@ pub(crate) async fn run_probes(inner: std::sync::Weak<crate::Inner>) {
                     Err(reason) => {
                         if backend.health.failure(&settings) {
                             warn!(backend = %backend.id(), %reason, "backend is unhealthy; no new sessions go there");
+                        }
+                        // A backend that died while its sessions were idle: they learn it now.
+                        if let Some(router) = inner.upgrade() {
+                            router.check_gone(backend).await;
                         }
                     }
                 }

@@ -83,7 +83,7 @@ pub use error::{RouterError, code_name};
 pub use health::HealthSettings;
 pub use metrics::Metrics;
 pub use registry::{SessionInfo, SessionKind, SessionMetrics};
-pub use service::{RouterService, SESSION_HEADER};
+pub use service::{PROFILE_HEADER, RouterService, SESSION_HEADER};
 pub use sessions::CloseReason;
 pub use settings::{RouterSettings, SessionSettings};
 
@@ -235,6 +235,12 @@ pub struct BackendInfo {
     pub health: &'static str,
     /// Whether its provider started it on demand (and stops it when it idles).
     pub started_on_demand: bool,
+    /// Where its Spark UI listens, when the proxy can reach one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui_url: Option<String>,
+    /// The control plane's path to its Spark UI (`/control/backends/{id}/ui/`), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui: Option<String>,
 }
 
 /// What a configuration reload changed.
@@ -257,6 +263,8 @@ pub struct SessionRequest {
     pub user_id: Option<String>,
     /// A name for the application, shown with the session.
     pub app_name: Option<String>,
+    /// The engine profile to run the session on; the provider's default when `None`.
+    pub profile: Option<String>,
 }
 
 impl SessionRequest {
@@ -277,10 +285,17 @@ impl SessionRequest {
         self
     }
 
+    /// The same request, on engine profile `profile`.
+    pub fn profile(mut self, profile: impl Into<String>) -> Self {
+        self.profile = Some(profile.into());
+        self
+    }
+
     fn validate(&self) -> Result<(), RouterError> {
         for (key, value, max) in [
             ("user_id", &self.user_id, 256),
             ("app_name", &self.app_name, 256),
+            ("profile", &self.profile, 128),
         ] {
             if let Some(value) = value
                 && (value.trim().is_empty()
@@ -306,6 +321,9 @@ pub struct ProviderInfo {
     /// Why the last refresh failed, while it is failing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Backends it keeps started and ready for new sessions (a launcher's warm engines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_backends: Option<usize>,
 }
 
 impl Router {
@@ -389,7 +407,7 @@ impl Router {
             })?;
         }
         self.inner
-            .create_control(caller, owner, request.app_name)
+            .create_control(caller, owner, request.app_name, request.profile)
             .await
     }
 
@@ -473,6 +491,12 @@ impl Router {
                 },
                 health: b.health.name(),
                 started_on_demand: b.started,
+                ui_url: b.backend.ui_url.as_ref().map(|u| u.to_string()),
+                ui: b
+                    .backend
+                    .ui_url
+                    .as_ref()
+                    .map(|_| format!("{}/", sc_backend_api::ui_proxy_base(b.id().as_str()))),
             })
             .collect()
     }
@@ -489,6 +513,7 @@ impl Router {
                     name: p.name().to_owned(),
                     refresh_failures: status.refresh_failures,
                     last_error: status.last_error,
+                    warm_backends: status.warm_backends,
                 }
             })
             .collect()
@@ -519,22 +544,54 @@ impl Router {
     }
 
     /// The last `lines` lines of a backend's own log, from its provider (`None` when the
-    /// provider keeps none): for admins, since it may show other users' queries.
+    /// provider keeps none): for admins and the users with a session on it (it shows the
+    /// queries of every session there).
     pub async fn backend_logs(
         &self,
         caller: &Caller<'_>,
         id: &str,
         lines: usize,
     ) -> Result<Option<String>, RouterError> {
-        caller.authorize(Access::Operate {
-            action: "read backend logs",
-        })?;
-        let backend = self
-            .inner
-            .pool
-            .find(id)
-            .ok_or_else(|| RouterError::BackendNotFound(id.to_owned()))?;
+        let backend = self.backend_for(caller, id, "the logs")?;
         Ok(backend.provider.logs(backend.id(), lines).await?)
+    }
+
+    /// Where a backend's Spark UI listens, for a caller who may see it (admins and the users
+    /// with a session on it): the control plane reverse-proxies it.
+    pub fn backend_ui(&self, caller: &Caller<'_>, id: &str) -> Result<http::Uri, RouterError> {
+        let backend = self.backend_for(caller, id, "the Spark UI")?;
+        backend
+            .backend
+            .ui_url
+            .clone()
+            .ok_or_else(|| RouterError::NoUi(id.to_owned()))
+    }
+
+    /// A backend, if `caller` may see `what` of it. An unknown backend is refused like one the
+    /// caller may not see (unless the caller is an admin), so ids are not revealed.
+    fn backend_for(
+        &self,
+        caller: &Caller<'_>,
+        id: &str,
+        what: &'static str,
+    ) -> Result<Arc<backends::BackendHandle>, RouterError> {
+        let backend = self.inner.pool.find(id);
+        let owners: Vec<Option<String>> = match &backend {
+            Some(backend) => self
+                .inner
+                .registry
+                .on_backend(backend)
+                .iter()
+                .map(|s| s.user_id.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        caller.authorize(Access::Backend {
+            id,
+            owners: &owners,
+            what,
+        })?;
+        backend.ok_or_else(|| RouterError::BackendNotFound(id.to_owned()))
     }
 
     // === configuration and shutdown ===

@@ -256,7 +256,7 @@ async fn stop_idle_engines(inner: &Inner) {
             }
             since => since,
         };
-        let Some(timeout) = backend.provider.idle_timeout() else {
+        let Some(timeout) = backend.provider.idle_timeout_for(backend.id()) else {
             continue;
         };
         if now.saturating_sub(since) < u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX) {

@@ -81,6 +81,13 @@ pub struct Metrics {
     session_errors: Family<BackendLabels, Counter>,
     expired: Family<ReasonLabels, Counter>,
     provider_failures: Family<ProviderLabels, Counter>,
+    deaths: Family<CauseLabels, Counter>,
+    dead_sessions: Family<CauseLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CauseLabels {
+    pub(crate) cause: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -168,6 +175,18 @@ impl Metrics {
         let session_errors = Family::<BackendLabels, Counter>::default();
         let expired = Family::<ReasonLabels, Counter>::default();
         let provider_failures = Family::<ProviderLabels, Counter>::default();
+        let deaths = Family::<CauseLabels, Counter>::default();
+        let dead_sessions = Family::<CauseLabels, Counter>::default();
+        registry.register(
+            "backend_deaths",
+            "Backends found gone (their process exited or nothing listens at their address), by cause (killed, out_of_memory, exited, unreachable)",
+            deaths.clone(),
+        );
+        registry.register(
+            "sessions_dead",
+            "Sessions that turned dead because their backend was found gone, by cause (as sc_proxy_backend_deaths_total)",
+            dead_sessions.clone(),
+        );
         registry.register(
             "provider_refresh_failures",
             "Failed refreshes of a provider's backend list (its last list stays in force), by provider",
@@ -254,7 +273,18 @@ impl Metrics {
             session_errors,
             expired,
             provider_failures,
+            deaths,
+            dead_sessions,
         }
+    }
+
+    /// Counts a backend found gone, and the sessions that died with it.
+    pub(crate) fn backend_died(&self, cause: &'static str, first: bool, sessions: u64) {
+        let labels = CauseLabels { cause };
+        if first {
+            self.deaths.get_or_create(&labels).inc();
+        }
+        self.dead_sessions.get_or_create(&labels).inc_by(sessions);
     }
 
     /// Raises a provider's failed-refresh counter to `failures` (what the provider reports

@@ -91,9 +91,10 @@ impl Drop for CallEnd {
 impl CallEnd {
     /// The backend could not be reached (the call was not sent, or broke before an answer):
     /// the call ends. When the router cut the request itself, the client learns why from the
-    /// status returned (already counted); otherwise the backend is marked unreachable and the
+    /// status returned (already counted); when the backend is gone for good, every session on
+    /// it is dead and the error says why; otherwise the backend is marked unreachable and the
     /// error names it.
-    pub(crate) fn unreachable(
+    pub(crate) async fn unreachable(
         mut self,
         inner: &Inner,
         reason: String,
@@ -106,6 +107,11 @@ impl CallEnd {
         }
         let backend = self.session.backend.clone();
         crate::health::mark_unreachable(&inner.settings.health, &backend, &reason);
+        // A backend whose process is gone fails its sessions now, for good.
+        if let Some(error) = inner.fail_if_gone(&self.session).await {
+            self.finish(Some(error.code() as i32));
+            return Err(error);
+        }
         let error = backend.unavailable(reason);
         warn!(backend = %backend.id(), %error, "backend call failed");
         self.finish(Some(tonic::Code::Unavailable as i32));
@@ -126,6 +132,10 @@ impl Observer for CallEnd {
             &reason,
         );
         warn!(backend = %self.session.backend.id(), method = self.method.name(), %reason, "backend stream failed");
+        // Its process may be gone: then its sessions turn dead before their clients retry.
+        let inner = self.inner.clone();
+        let backend = self.session.backend.clone();
+        tokio::spawn(async move { inner.check_gone(&backend).await });
         self.session.backend.unavailable(reason).to_status()
     }
 

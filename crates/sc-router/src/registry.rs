@@ -92,6 +92,8 @@ pub(crate) struct Session {
     pub(crate) user_id: Option<String>,
     /// The application name its creator gave (control-plane sessions).
     pub(crate) app_name: Option<String>,
+    /// The engine profile it asked for, if any.
+    pub(crate) profile: Option<String>,
     pub(crate) backend: Arc<BackendHandle>,
     pub(crate) created_at: SystemTime,
     pub(crate) stats: Arc<SessionStats>,
@@ -137,6 +139,7 @@ impl Session {
             kind,
             user_id,
             app_name: None,
+            profile: None,
             backend,
             created_at: SystemTime::now(),
             stats: Arc::default(),
@@ -160,6 +163,7 @@ impl Session {
         let kind = SessionKind::from(record.kind);
         let mut session = Session::new(record.id.clone(), kind, record.user_id.clone(), backend);
         session.app_name = record.app_name.clone();
+        session.profile = record.profile.clone();
         session.created_at = UNIX_EPOCH + Duration::from_millis(record.created_at_ms);
         session
             .last_active_ms
@@ -204,6 +208,7 @@ impl Session {
                 .first()
                 .map(|(_, ssid)| ssid.clone()),
             app_name: self.app_name.clone(),
+            profile: self.profile.clone(),
         }
     }
 
@@ -342,6 +347,7 @@ impl Session {
             kind: self.kind,
             user_id: self.user_id.clone(),
             app_name: self.app_name.clone(),
+            profile: self.profile.clone(),
             backend: self.backend.id().to_string(),
             endpoint: self.backend.endpoint_text.clone(),
             state: self.state(),
@@ -378,6 +384,9 @@ pub struct SessionInfo {
     /// The application name its creator gave (control-plane sessions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_name: Option<String>,
+    /// The engine profile the session asked for, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// The backend's id.
     pub backend: String,
     /// The backend's endpoint.
@@ -408,6 +417,7 @@ impl SessionInfo {
         kind: SessionKind,
         user_id: Option<String>,
         app_name: Option<String>,
+        profile: Option<String>,
     ) -> Self {
         let now = now_ms();
         SessionInfo {
@@ -415,6 +425,7 @@ impl SessionInfo {
             kind,
             user_id,
             app_name,
+            profile,
             backend: String::new(),
             endpoint: String::new(),
             state: "starting",
@@ -715,6 +726,17 @@ impl Registry {
         }
         session.backend.session_removed();
         Some(operations)
+    }
+
+    /// The sessions bound to `backend` (this handle), walking every session in place: for rare
+    /// events (a backend found gone, a request for its UI), never the call path.
+    pub(crate) fn on_backend(&self, backend: &Arc<BackendHandle>) -> Vec<Arc<Session>> {
+        self.control
+            .iter()
+            .chain(self.bound.iter())
+            .filter(|e| Arc::ptr_eq(&e.value().backend, backend))
+            .map(|e| e.value().clone())
+            .collect()
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Session>> {

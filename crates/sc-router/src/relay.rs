@@ -5,8 +5,8 @@
 //! HTTP/2 with its request and body layers, a task per call and one per request body). The
 //! relay is the proxy's faster way in: one task per client connection polls the connection and
 //! every call on it; a call reads its first message, is routed like any other
-//! ([`Inner::route`](crate::Inner)), opens its stream on the backend's connection
-//! ([`upstream`](crate::upstream)) and writes its frames there from the same task, and the
+//! (`Inner::route`), opens its stream on the backend's connection
+//! (`upstream.rs`) and writes its frames there from the same task, and the
 //! response's frames go back the same way. Flow control is end to end: a frame is read from one
 //! side only when the other side's stream has window for it, so a slow reader holds at most a
 //! stream window in the proxy.
@@ -252,15 +252,15 @@ impl Relay {
         let inner = &self.inner;
         let Some(upstream) = backend.relay.as_ref() else {
             let reason = "its endpoint has no host and port to connect to".to_owned();
-            return self.unreachable(method, &mut respond, call, reason);
+            return self.unreachable(method, &mut respond, call, reason).await;
         };
         let mut sender = match upstream.ready().await {
             Ok(sender) => sender,
-            Err(reason) => return self.unreachable(method, &mut respond, call, reason),
+            Err(reason) => return self.unreachable(method, &mut respond, call, reason).await,
         };
         let request = match backend_request(parts, upstream) {
             Ok(request) => request,
-            Err(reason) => return self.unreachable(method, &mut respond, call, reason),
+            Err(reason) => return self.unreachable(method, &mut respond, call, reason).await,
         };
         // A request of one message goes out in one final DATA frame: the client's end of stream
         // (an empty frame of its own, as a rule) is awaited first. A small frame that does not
@@ -281,19 +281,27 @@ impl Relay {
         }
         let (response, mut to_backend) = match sender.send_request(request, false) {
             Ok(sent) => sent,
-            Err(e) => return self.unreachable(method, &mut respond, call, e.to_string()),
+            Err(e) => {
+                return self
+                    .unreachable(method, &mut respond, call, e.to_string())
+                    .await;
+            }
         };
         // The bytes read so far go out at once: a unary call's HEADERS and DATA leave together.
         let head_len = head.buffered.len() as u64;
         backend.metrics.bytes_to_backend.inc_by(head_len);
         stats.bytes_in.fetch_add(head_len, Ordering::Relaxed);
         if to_backend.send_data(head.buffered, request_done).is_err() {
-            return self.unreachable(method, &mut respond, call, "the stream closed".into());
+            return self
+                .unreachable(method, &mut respond, call, "the stream closed".into())
+                .await;
         }
         if let Some(trailers) = head.trailers
             && to_backend.send_trailers(trailers).is_err()
         {
-            return self.unreachable(method, &mut respond, call, "the stream closed".into());
+            return self
+                .unreachable(method, &mut respond, call, "the stream closed".into())
+                .await;
         }
 
         // The rest of the request (client streams) while the response comes.
@@ -329,7 +337,11 @@ impl Relay {
         };
         let response = match response {
             Ok(response) => response,
-            Err(e) => return self.unreachable(method, &mut respond, call, e.to_string()),
+            Err(e) => {
+                return self
+                    .unreachable(method, &mut respond, call, e.to_string())
+                    .await;
+            }
         };
         let (response_head, from_backend) = response.into_parts();
         let code = forward::grpc_status(&response_head.headers);
@@ -359,14 +371,14 @@ impl Relay {
     }
 
     /// The backend could not be reached: the call ends as the tower service ends it.
-    fn unreachable(
+    async fn unreachable(
         &self,
         method: RpcMethod,
         respond: &mut SendResponse<Bytes>,
         call: CallEnd,
         reason: String,
     ) {
-        let status = match call.unreachable(&self.inner, reason) {
+        let status = match call.unreachable(&self.inner, reason).await {
             Ok(status) => status,
             Err(error) => self.inner.rejected(method, &error),
         };

@@ -33,9 +33,14 @@ use crate::{Inner, RouterError};
 /// The request header that names a control-plane session.
 pub const SESSION_HEADER: &str = "x-spark-connect-session-id";
 
+/// The request header (PySpark: connection-string metadata) that asks a new session for an
+/// engine profile.
+pub const PROFILE_HEADER: &str = "x-spark-connect-profile";
+
 /// Headers that belong to one hop (or to the proxy) and are never forwarded to a backend.
-const HOP_HEADERS: [&str; 7] = [
+const HOP_HEADERS: [&str; 8] = [
     SESSION_HEADER,
+    PROFILE_HEADER,
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -205,7 +210,10 @@ impl Inner {
                     why: tombstone.why,
                 });
             }
-            Lookup::New(session_id) => self.bind(&caller, &session_id).await?,
+            Lookup::New(session_id) => {
+                let profile = profile_of(&parts.headers)?;
+                self.bind(&caller, &session_id, profile).await?
+            }
             Lookup::Unbound => return Ok(Routing::Answer(answer_unbound(method, &fields)?)),
         };
         let Some(session) = self.usable(method, session).await? else {
@@ -326,7 +334,7 @@ impl Inner {
         };
         let response = match sent {
             Ok(response) => response,
-            Err(reason) => return call.unreachable(&self, reason).map(|s| s.into_http()),
+            Err(reason) => return call.unreachable(&self, reason).await.map(|s| s.into_http()),
         };
         let (mut parts, body) = response.into_parts();
         // A status in the headers means a trailers-only response (an error): no message to redact.
@@ -346,6 +354,21 @@ impl Inner {
 /// The client's address, as the relay attaches it to each request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PeerAddr(pub(crate) std::net::SocketAddr);
+
+/// The engine profile a new header-less session asks for, from `x-spark-connect-profile`.
+fn profile_of(headers: &http::HeaderMap) -> Result<Option<&str>, RouterError> {
+    let Some(value) = headers.get(PROFILE_HEADER) else {
+        return Ok(None);
+    };
+    let profile = value
+        .to_str()
+        .map_err(|_| RouterError::InvalidHeader {
+            name: PROFILE_HEADER,
+            why: "it is not visible ASCII".into(),
+        })?
+        .trim();
+    Ok((!profile.is_empty()).then_some(profile))
+}
 
 /// The client's address, from the connection info the relay or tonic's server attaches to each
 /// request.

@@ -185,6 +185,53 @@ impl Inner {
         }
     }
 
+    // === backends that die ===
+
+    /// After a call could not reach `session`'s backend: when the backend is confirmed gone
+    /// ([`health::confirm_gone`](crate::health::confirm_gone)), every session on it turns dead
+    /// and the call ends with the error saying why (`FAILED_PRECONDITION`, which clients do not
+    /// retry). `None` when the backend may be alive (it timed out, or answers again).
+    pub(crate) async fn fail_if_gone(&self, session: &Session) -> Option<RouterError> {
+        let why = self.check_gone(&session.backend).await?;
+        Some(RouterError::SessionDead {
+            id: session.id.clone(),
+            why: session.dead_reason().map_or(why, str::to_owned),
+        })
+    }
+
+    /// Checks whether `backend` is gone; if it is, marks every live session on it dead (stored,
+    /// audited, counted) and, for a backend its provider started, takes it out of placement.
+    /// Returns why it is gone.
+    pub(crate) async fn check_gone(&self, backend: &Arc<BackendHandle>) -> Option<String> {
+        let post_mortem = crate::health::confirm_gone(backend).await?;
+        let why = format!(
+            "backend '{}' ({}) is gone: {}",
+            backend.id(),
+            backend.endpoint_text,
+            post_mortem.reason
+        );
+        let cause = post_mortem.cause.as_str();
+        crate::health::mark_unreachable(&self.settings.health, backend, &why);
+        if backend.started {
+            // A launched engine never comes back: the next session of its key gets a new one.
+            backend.removed.store(true, Ordering::Relaxed);
+        }
+        let first = backend.health.mark_gone();
+        let mut died = 0;
+        for session in self.registry.on_backend(backend) {
+            if session.mark_dead(why.clone()) {
+                died += 1;
+                self.persist(Change::Put(session.record()));
+                warn!(target: "audit", event = "session_dead", session_id = %session.id, user = session.user_id.as_deref().unwrap_or(""), backend = %backend.id(), cause, reason = %why, "session is dead: its backend is gone");
+            }
+        }
+        if first || died > 0 {
+            warn!(backend = %backend.id(), cause, sessions = died, reason = %post_mortem.reason, "backend is gone; its sessions are dead");
+        }
+        self.metrics.backend_died(cause, first, died);
+        Some(why)
+    }
+
     // === placing and binding ===
 
     /// Chooses the backend for a new session, starting one when the policy asks for it.
@@ -192,6 +239,7 @@ impl Inner {
         &self,
         request: &StartRequest,
     ) -> Result<Arc<BackendHandle>, RouterError> {
+        self.check_request(request)?;
         let backends = self.pool.snapshot();
         let policy = self.policy.load();
         match policy.choose(&BackendPool::loads(&backends)) {
@@ -231,6 +279,29 @@ impl Inner {
         }
     }
 
+    /// Whether some provider can serve a session asked for like this (its profile exists and
+    /// the caller may use it); else the first provider's refusal.
+    fn check_request(&self, request: &StartRequest) -> Result<(), RouterError> {
+        let mut refusal = None;
+        for provider in self.pool.providers().iter() {
+            match provider.check_request(request) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    refusal.get_or_insert(e);
+                }
+            }
+        }
+        match refusal {
+            Some(e) => {
+                if let ProviderError::ProfileForbidden { profile, user, .. } = &e {
+                    warn!(target: "audit", event = "permission_denied", user = %user, profile = %profile, "permission denied: engine profile");
+                }
+                Err(e.into())
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Binds a header-less session on first sight: places it (within the caller's session
     /// limit) and records the binding. Two calls racing on one new session get the same one;
     /// with a shared store, two replicas racing agree on the store's first binding.
@@ -238,6 +309,7 @@ impl Inner {
         &self,
         caller: &Caller<'_>,
         session_id: &str,
+        profile: Option<&str>,
     ) -> Result<Arc<Session>, RouterError> {
         self.limiter.admit_session(caller.limit_key())?;
         let placed = self
@@ -245,6 +317,7 @@ impl Inner {
                 user: caller.user().map(str::to_owned),
                 session_id: Some(session_id.to_owned()),
                 identity: caller.identity().cloned(),
+                profile: profile.map(str::to_owned),
             })
             .await;
         let backend = match placed {
@@ -254,12 +327,14 @@ impl Inner {
                 return Err(e);
             }
         };
-        let mut fresh = Arc::new(Session::new(
+        let mut session = Session::new(
             session_id.to_owned(),
             SessionKind::Bound,
             caller.user().map(str::to_owned),
             backend,
-        ));
+        );
+        session.profile = profile.map(str::to_owned);
+        let mut fresh = Arc::new(session);
         if let Some(store) = self.store.as_ref().filter(|s| s.shared()) {
             match store.create(&fresh.record()).await {
                 Ok(winner) if winner.backend_id != fresh.backend.id().as_str() => {
@@ -297,19 +372,27 @@ impl Inner {
         caller: &Caller<'_>,
         owner: Option<String>,
         app_name: Option<String>,
+        profile: Option<String>,
     ) -> Result<SessionInfo, RouterError> {
         let limit_user = owner.clone().unwrap_or_else(|| "anonymous".into());
         self.limiter.admit_session(&limit_user)?;
         let id = uuid::Uuid::new_v4().to_string();
         self.starting.insert(
             id.clone(),
-            SessionInfo::starting(&id, SessionKind::Control, owner.clone(), app_name.clone()),
+            SessionInfo::starting(
+                &id,
+                SessionKind::Control,
+                owner.clone(),
+                app_name.clone(),
+                profile.clone(),
+            ),
         );
         let placed = self
             .place(&StartRequest {
                 user: owner.clone(),
                 session_id: Some(id.clone()),
                 identity: caller.identity().cloned(),
+                profile: profile.clone(),
             })
             .await;
         self.starting.remove(&id);
@@ -322,6 +405,7 @@ impl Inner {
         };
         let mut session = Session::new(id, SessionKind::Control, owner, backend);
         session.app_name = app_name;
+        session.profile = profile;
         let session = Arc::new(session);
         if let Some(store) = &self.store
             && let Err(e) = store.create(&session.record()).await

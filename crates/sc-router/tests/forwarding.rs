@@ -389,31 +389,6 @@ async fn a_session_id_used_by_another_user_is_refused() {
 }
 
 #[tokio::test]
-async fn an_unreachable_backend_is_unavailable_and_others_carry_on() {
-    let (live, state) = spawn_backend("live").await;
-    let dead = format!("127.0.0.1:{}", dead_port().await);
-    let router = router(
-        &[live.to_string(), dead.clone()],
-        Arc::new(RoundRobin::default()),
-        RouterSettings::default(),
-    )
-    .await;
-    let mut c = client(spawn_proxy(&router).await).await;
-    assert_eq!(backend_of(&mut c, "on-live", "u").await, "live");
-    let err = c.config(config_req("on-dead", "u")).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable);
-    assert!(
-        err.message().contains("backend-1") && err.message().contains(&dead),
-        "{}",
-        err.message()
-    );
-    for _ in 0..3 {
-        assert_eq!(backend_of(&mut c, "on-live", "u").await, "live");
-    }
-    assert!(state.count("Config") >= 4);
-}
-
-#[tokio::test]
 async fn malformed_and_oversize_requests_get_clear_statuses() {
     let (eps, _) = two_backends().await;
     let settings = RouterSettings {

@@ -76,6 +76,9 @@ pub struct SessionRecord {
     /// The application name its creator gave (control-plane sessions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_name: Option<String>,
+    /// The engine profile the session asked for, when it asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 impl SessionRecord {
@@ -287,5 +290,6 @@ pub(crate) fn sample(id: &str, backend: &str) -> SessionRecord {
         spark_sessions: Vec::new(),
         server_side_session_id: None,
         app_name: None,
+        profile: None,
     }
 }
