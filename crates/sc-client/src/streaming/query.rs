@@ -70,7 +70,7 @@ fn timeout_ms(timeout: Duration) -> Result<i64> {
 /// query.process_all_available().await?;
 /// spark.table("ticks").show(5).await?;
 /// if let Some(p) = query.last_progress().await? {
-///     println!("batch {} read {:?} rows", p.batch_id, p.num_input_rows);
+///     println!("batch {} read {:?} rows", p.batch_id, p.num_input_rows());
 /// }
 /// query.stop().await?;
 /// # Ok(()) }
