@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod authenticator;
+mod jwt;
 mod layer;
 mod settings;
 
