@@ -21,7 +21,10 @@
 
 #![forbid(unsafe_code)]
 
+mod peer;
 mod ui;
+
+pub use peer::PeerInfo;
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -241,135 +244,6 @@ impl IntoResponse for ApiError {
 }
 
 // === authentication ===
-
-/// The other end of a control-plane connection: its address, for the audit log, and the leaf
-/// certificate (DER) it presented in the TLS handshake, if any, which authenticates its requests
-/// as gRPC calls are authenticated (with `auth.mtls`, when a request carries no bearer token).
-///
-/// Recorded when the app is served with `into_make_service_with_connect_info::<PeerInfo>()`,
-/// over a `TcpListener` (no certificate) or a [`ChannelListener`] (the certificate comes from
-/// the connection, see [`PeerCertificate`]). Without it, the audit log shows the peer as
-/// `unknown` and only tokens authenticate.
-#[derive(Debug, Clone)]
-pub struct PeerInfo {
-    addr: std::net::SocketAddr,
-    certificate: Option<Bytes>,
-}
-
-impl PeerInfo {
-    /// A peer at `addr` that presented no certificate.
-    pub fn new(addr: std::net::SocketAddr) -> Self {
-        PeerInfo {
-            addr,
-            certificate: None,
-        }
-    }
-
-    /// The same peer, having presented `certificate` (DER; the chain's leaf). Only a
-    /// certificate the TLS handshake verified (against `server.tls.client_ca_file`) may be given
-    /// here: it is taken as proof of identity.
-    pub fn with_certificate(mut self, certificate: Vec<u8>) -> Self {
-        self.certificate = Some(Bytes::from(certificate));
-        self
-    }
-
-    /// The client's address.
-    pub fn addr(&self) -> std::net::SocketAddr {
-        self.addr
-    }
-
-    /// The leaf certificate (DER) the client presented, if any.
-    pub fn certificate(&self) -> Option<&[u8]> {
-        self.certificate.as_deref()
-    }
-}
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for PeerInfo
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        PeerInfo::new(*stream.remote_addr())
-    }
-}
-
-impl<Io>
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, ChannelListener<Io>>>
-    for PeerInfo
-where
-    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + PeerCertificate + Unpin + Send + 'static,
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, ChannelListener<Io>>) -> Self {
-        PeerInfo {
-            addr: *stream.remote_addr(),
-            certificate: stream.io().peer_certificate().map(Bytes::from),
-        }
-    }
-}
-
-/// A connection that may carry a client certificate, for [`PeerInfo`]: a TLS connection
-/// answers the leaf certificate its client presented (verified during the handshake), a plain
-/// one answers `None`. Implement it for wrappers of either.
-pub trait PeerCertificate {
-    /// The leaf certificate (DER) the client presented, if any.
-    fn peer_certificate(&self) -> Option<Vec<u8>>;
-}
-
-impl PeerCertificate for tokio::net::TcpStream {
-    fn peer_certificate(&self) -> Option<Vec<u8>> {
-        None
-    }
-}
-
-impl<S> PeerCertificate for tokio_rustls::server::TlsStream<S> {
-    fn peer_certificate(&self) -> Option<Vec<u8>> {
-        let (_, connection) = self.get_ref();
-        connection
-            .peer_certificates()
-            .and_then(|chain| chain.first())
-            .map(|leaf| leaf.as_ref().to_vec())
-    }
-}
-
-/// A listener over connections accepted elsewhere (e.g. after a TLS handshake), handed over
-/// through a channel. Serve the control plane on it with `axum::serve`, with
-/// `into_make_service_with_connect_info::<PeerInfo>()` to record each client's address and
-/// certificate.
-#[derive(Debug)]
-pub struct ChannelListener<Io> {
-    rx: tokio::sync::mpsc::Receiver<(Io, std::net::SocketAddr)>,
-    local: std::net::SocketAddr,
-}
-
-impl<Io> ChannelListener<Io> {
-    /// A listener that yields what arrives on `rx`; `local` is the address it reports.
-    pub fn new(
-        rx: tokio::sync::mpsc::Receiver<(Io, std::net::SocketAddr)>,
-        local: std::net::SocketAddr,
-    ) -> Self {
-        ChannelListener { rx, local }
-    }
-}
-
-impl<Io> axum::serve::Listener for ChannelListener<Io>
-where
-    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    type Io = Io;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Io, std::net::SocketAddr) {
-        match self.rx.recv().await {
-            Some(accepted) => accepted,
-            // The sender is gone only at shutdown; wait for the server to stop.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        Ok(self.local)
-    }
-}
 
 /// The client, when the server was started with connect info.
 fn peer_info(request: &Request) -> Option<PeerInfo> {

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod listen;
 mod serve;
 mod tls;
 mod workers;

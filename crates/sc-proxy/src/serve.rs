@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{ConfigError, ProxyConfig, Validated};
+use crate::listen::{ChannelListener, IdleTimeout, WithPeerInfo, accept_plain};
 use crate::tls::{self, ReloadableTls};
 use crate::workers::Workers;
 
@@ -195,33 +196,26 @@ impl Proxy {
             auth: authenticator,
             reload: reload_hook,
         };
-        // Each connection's address (for the audit log) and, over TLS, its client certificate
-        // (an identity with `auth.mtls`, as on the gRPC port).
-        let app =
-            sc_control::app(state).into_make_service_with_connect_info::<sc_control::PeerInfo>();
+        // Each request carries its connection's address (for the audit log) and, over TLS, its
+        // client certificate (an identity with `auth.mtls`, as on the gRPC port).
+        let app = WithPeerInfo(sc_control::app(state));
         // The control plane's connections close after `server.idle_timeout` of silence too
         // (slow-loris clients, half-sent headers).
         let local = control
             .local_addr()
             .map_err(|e| ServeError::Server(e.to_string()))?;
+        let accepted = accept_plain(control, move |stream| {
+            IdleTimeout::new(stream, idle_timeout)
+        });
         let control_task = if config.control.tls {
             let control_tls = ReloadableTls::new(tls, &[b"h2", b"http/1.1"])?;
             reloadable.push(control_tls.clone());
-            let accepted = accept_plain(control, move |stream| {
-                IdleTimeout::new(stream, idle_timeout)
-            });
-            let listener =
-                sc_control::ChannelListener::new(tls::handshake_each(accepted, control_tls), local);
+            let listener = ChannelListener::new(tls::handshake_each(accepted, control_tls), local);
             let server =
                 axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
             tokio::spawn(async move { server.await })
         } else {
-            let listener = sc_control::ChannelListener::new(
-                accept_plain(control, move |stream| {
-                    IdleTimeout::new(stream, idle_timeout)
-                }),
-                local,
-            );
+            let listener = ChannelListener::new(accepted, local);
             let server =
                 axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
             tokio::spawn(async move { server.await })
@@ -269,125 +263,6 @@ impl Proxy {
             (_, Ok(Err(e))) => Err(ServeError::Server(format!("control plane: {e}"))),
             (Err(e), _) | (_, Err(e)) => Err(ServeError::Server(e.to_string())),
         }
-    }
-}
-
-/// A client connection closed when nothing has been received on it for a while.
-///
-/// A read does not touch the timer: it only notes the time. The timer fires at most once per
-/// `timeout`, and then either closes the connection or moves its deadline past the last read.
-/// (Re-arming a timer on every read made each call wake the runtime's I/O driver; see
-/// docs/benchmarks.md.)
-pub(crate) struct IdleTimeout {
-    stream: tokio::net::TcpStream,
-    timeout: std::time::Duration,
-    last_read: tokio::time::Instant,
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
-    info: tonic::transport::server::TcpConnectInfo,
-}
-
-impl IdleTimeout {
-    pub(crate) fn new(stream: tokio::net::TcpStream, timeout: std::time::Duration) -> Self {
-        let info = tonic::transport::server::Connected::connect_info(&stream);
-        let now = tokio::time::Instant::now();
-        IdleTimeout {
-            stream,
-            timeout,
-            last_read: now,
-            deadline: Box::pin(tokio::time::sleep_until(now + timeout)),
-            info,
-        }
-    }
-
-    /// Ready with an error once nothing has been read for `timeout`.
-    fn poll_idle(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Error> {
-        loop {
-            if self.deadline.as_mut().poll(cx).is_pending() {
-                return std::task::Poll::Pending;
-            }
-            let due = self.last_read + self.timeout;
-            if due <= tokio::time::Instant::now() {
-                return std::task::Poll::Ready(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "nothing received for {:?} (server.idle_timeout)",
-                        self.timeout
-                    ),
-                ));
-            }
-            self.deadline.as_mut().reset(due);
-        }
-    }
-}
-
-impl tonic::transport::server::Connected for IdleTimeout {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.info.clone()
-    }
-}
-
-/// A plain connection presents no certificate (over TLS, the `TlsStream` around it answers).
-impl sc_control::PeerCertificate for IdleTimeout {
-    fn peer_certificate(&self) -> Option<Vec<u8>> {
-        None
-    }
-}
-
-impl tokio::io::AsyncRead for IdleTimeout {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let filled = buf.filled().len();
-        match std::pin::Pin::new(&mut this.stream).poll_read(cx, buf) {
-            std::task::Poll::Ready(result) => {
-                if buf.filled().len() > filled {
-                    this.last_read = tokio::time::Instant::now();
-                }
-                std::task::Poll::Ready(result)
-            }
-            std::task::Poll::Pending => this.poll_idle(cx).map(Err),
-        }
-    }
-}
-
-impl tokio::io::AsyncWrite for IdleTimeout {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
     }
 }
 
@@ -466,42 +341,4 @@ async fn reload_on_hangup(hook: sc_control::ReloadHook) {
     }
     #[cfg(not(unix))]
     let _ = hook;
-}
-
-/// The next connection on `listener`, with Nagle's algorithm off. A failed accept (out of file
-/// descriptors, say) is logged and tried again after a pause, never the end of the listener.
-pub(crate) async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, addr)) => {
-                let _ = stream.set_nodelay(true);
-                return (stream, addr);
-            }
-            Err(e) => {
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-/// Accepts TCP connections and hands them over, wrapped, through a channel.
-fn accept_plain<S, F>(
-    listener: TcpListener,
-    wrap: F,
-) -> tokio::sync::mpsc::Receiver<(S, SocketAddr)>
-where
-    S: Send + 'static,
-    F: Fn(tokio::net::TcpStream) -> S + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move {
-        loop {
-            let (stream, addr) = accept(&listener).await;
-            if tx.send((wrap(stream), addr)).await.is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }

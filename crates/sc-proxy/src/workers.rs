@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
-use crate::serve::{IdleTimeout, accept};
+use crate::listen::{IdleTimeout, accept};
 use crate::tls::{HANDSHAKE_TIMEOUT, ReloadableTls};
 
 type Accepted = (std::net::TcpStream, SocketAddr);
