@@ -39,6 +39,20 @@ pub enum ServeError {
     /// A server failed while running.
     #[error("server failed: {0}")]
     Server(String),
+    /// Logging could not be set up (the audit file cannot be opened, say).
+    #[error("cannot set up logging: {0}")]
+    Logging(String),
+}
+
+impl ServeError {
+    /// The process exit code for this error, as [`main`](crate::main) uses it: 2 for a
+    /// configuration error (fix the file, the environment or the command line), 1 for the rest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServeError::Config(_) => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// A proxy whose listeners are bound and whose router is ready, not yet serving.
