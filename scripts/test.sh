@@ -21,8 +21,9 @@
 #
 # Environment: SC_TEST_PORT_A / SC_TEST_PORT_B / SC_TEST_PORT_SECURE (default 15102 / 15103 /
 # 15104; A and its twin share SC_TEST_PORT_A), SC_TEST_REDIS_PORT (16379), RUST_TEST_THREADS
-# (default 2, for two cores), SC_PROXY_BIN (a prebuilt proxy), SC_TEST_SPARK_CLUSTER (1: start
-# the standalone cluster whatever the arguments; 0: never).
+# (default 2, for two cores), SC_PROXY_BIN (a prebuilt proxy), SC_CUSTOM_PROXY_BIN (a prebuilt
+# custom-spark-connect-proxy), SC_TEST_SPARK_CLUSTER (1: start the standalone cluster whatever
+# the arguments; 0: never).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO"
@@ -149,6 +150,9 @@ export SC_TEST_SPARK_SECURE_TOKEN="$SECURE_TOKEN"
 export SC_TEST_PYTHON="$VENV/bin/python"
 # A prebuilt proxy (e.g. a release build) may be given in SC_PROXY_BIN.
 export SC_PROXY_BIN="${SC_PROXY_BIN:-$REPO/target/debug/spark-connect-proxy}"
+# The example binary built on sc_proxy::main (examples/custom-provider; built above, since its
+# package has integration tests).
+export SC_CUSTOM_PROXY_BIN="${SC_CUSTOM_PROXY_BIN:-$REPO/target/debug/custom-spark-connect-proxy}"
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
 
 if [ $# -eq 0 ]; then

@@ -3,9 +3,10 @@ on, on the same backends, with their server-side state (temporary views) intact.
 
 from sc_e2e import (
     REMOTE,
-    backend_port,
+    check_views,
     create_session,
     finish,
+    leave_views,
     new_spark,
     proxy_remote,
     signal_step,
@@ -14,18 +15,14 @@ from sc_e2e import (
 
 created = create_session()
 control = new_spark(proxy_remote(created["id"]))
-control.range(5).createOrReplaceTempView("before_control")
 headerless = new_spark(REMOTE)
-headerless.range(7).createOrReplaceTempView("before_headerless")
-ports = {"control": backend_port(control), "headerless": backend_port(headerless)}
+sessions = {"control": control, "headerless": headerless}
+ports = leave_views(sessions)
 
 signal_step("ready")
 wait_step("restarted")
 
-assert control.table("before_control").count() == 5
-assert headerless.table("before_headerless").count() == 7
-after = {"control": backend_port(control), "headerless": backend_port(headerless)}
-assert after == ports, f"sessions moved: {ports} -> {after}"
+check_views(sessions, ports)
 assert control.range(100).selectExpr("sum(id)").collect()[0][0] == 4950
 control.stop()
 headerless.stop()

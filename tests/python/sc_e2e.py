@@ -97,6 +97,23 @@ def port_of(endpoint):
     return int(endpoint.rstrip("/").rsplit(":", 1)[1])
 
 
+def leave_views(sessions):
+    """Gives each session of `sessions` (name -> SparkSession) a temporary view `before_<name>`
+    of range(5), range(7), ... (in name order) and returns the backend port each is on: server-side
+    state to find again after a proxy restart with `check_views`."""
+    for i, (name, spark) in enumerate(sorted(sessions.items())):
+        spark.range(5 + 2 * i).createOrReplaceTempView(f"before_{name}")
+    return {name: backend_port(spark) for name, spark in sessions.items()}
+
+
+def check_views(sessions, ports):
+    """Asserts that the sessions still have the views `leave_views` made, on the same backends."""
+    for i, (name, spark) in enumerate(sorted(sessions.items())):
+        assert spark.table(f"before_{name}").count() == 5 + 2 * i, name
+    after = {name: backend_port(spark) for name, spark in sessions.items()}
+    assert after == ports, f"sessions moved: {ports} -> {after}"
+
+
 # --- control plane --------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@
 //! | `SC_TEST_DNSMASQ` | the `dnsmasq` binary of [`Dnsmasq`] |
 //! | `SC_TEST_PYTHON` | the virtualenv's `python`, with PySpark and `requests` |
 //! | `SC_PROXY_BIN` | the `spark-connect-proxy` binary under test |
+//! | `SC_CUSTOM_PROXY_BIN` | `custom-spark-connect-proxy` (`examples/custom-provider`), see [`custom_proxy_bin`] |
 //!
 //! Each test starts its own [`ProxyProcess`] (on free ports, with its own config file and log)
 //! and drives it with a PySpark scenario from `tests/python/` through [`run_python`] or
@@ -99,6 +100,19 @@ fn required_var(name: &str) -> String {
     }
 }
 
+/// The custom proxy binary of `examples/custom-provider` (`SC_CUSTOM_PROXY_BIN`, which
+/// `scripts/test.sh` points at `target/debug/custom-spark-connect-proxy`); panics with
+/// instructions when it is not there.
+pub fn custom_proxy_bin() -> PathBuf {
+    let bin = PathBuf::from(required_var("SC_CUSTOM_PROXY_BIN"));
+    assert!(
+        bin.exists(),
+        "SC_CUSTOM_PROXY_BIN={} does not exist; run `cargo test --workspace --no-run` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
 /// The folder holding the Python scenarios (`tests/python/`).
 pub fn python_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python")
@@ -149,13 +163,19 @@ pub fn two_backends_config(policy: &str) -> String {
 
 // === impl ProxyProcess ===
 
-/// A running `spark-connect-proxy` process, killed when dropped.
+/// A running proxy process (`spark-connect-proxy`, or another binary built on `sc_proxy::main`),
+/// killed when dropped.
 ///
 /// Its log (stdout and stderr, at `--log-level debug`) is printed when a test panics while the
 /// process is alive, so a failing scenario shows what the proxy saw.
 #[derive(Debug)]
 pub struct ProxyProcess {
     child: Option<Child>,
+    /// The binary, and the environment it gets beyond the test's own.
+    bin: PathBuf,
+    env: Vec<(String, String)>,
+    /// The bearer token the control-plane helpers send, if any.
+    bearer: Option<String>,
     grpc_port: u16,
     control_port: u16,
     config_path: PathBuf,
@@ -178,7 +198,27 @@ impl ProxyProcess {
     /// [`start`](Self::start) on given ports (for a machine where each engineer or job has
     /// its own range).
     pub fn start_on_ports(yaml: &str, grpc_port: u16, control_port: u16) -> Self {
-        let env = test_env();
+        Self::launch(&test_env().proxy_bin, yaml, &[], grpc_port, control_port)
+    }
+
+    /// [`ProxyProcess::start`] with another proxy binary (e.g. [`custom_proxy_bin`]) and
+    /// variables added to its environment (they stay for [`ProxyProcess::kill_and_restart`]).
+    pub fn start_binary(bin: &Path, yaml: &str, env: &[(&str, &str)]) -> Self {
+        let [grpc_port, control_port] = free_ports::<2>();
+        Self::launch(bin, yaml, env, grpc_port, control_port)
+    }
+
+    fn launch(
+        bin: &Path,
+        yaml: &str,
+        env: &[(&str, &str)],
+        grpc_port: u16,
+        control_port: u16,
+    ) -> Self {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let dir = tempfile::Builder::new()
             .prefix("sc-e2e-proxy-")
             .tempdir()
@@ -191,10 +231,13 @@ impl ProxyProcess {
         )
         .expect("write the proxy config");
         File::create(&log_path).expect("create the proxy log");
-        let child = spawn_proxy(&env.proxy_bin, &config_path, &log_path);
+        let child = spawn_proxy(bin, &env, &config_path, &log_path);
 
         let mut proxy = ProxyProcess {
             child: Some(child),
+            bin: bin.to_owned(),
+            env,
+            bearer: None,
             grpc_port,
             control_port,
             config_path,
@@ -216,9 +259,9 @@ impl ProxyProcess {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let env = test_env();
         self.child = Some(spawn_proxy(
-            &env.proxy_bin,
+            &self.bin,
+            &self.env,
             &self.config_path,
             &self.log_path,
         ));
@@ -234,6 +277,13 @@ impl ProxyProcess {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
+    /// Makes the control-plane helpers ([`ProxyProcess::control`] and those built on it) send
+    /// `authorization: Bearer <token>`, for a proxy with authentication on.
+    pub fn with_bearer(mut self, token: &str) -> Self {
+        self.bearer = Some(token.to_owned());
+        self
     }
 
     /// The path of the proxy's config file (tests may rewrite it, then send SIGHUP).
@@ -322,13 +372,28 @@ impl ProxyProcess {
 
     // --- control plane ---
 
-    /// Sends `method` to the control plane at `path` and returns the status and the body.
+    /// Sends `method` to the control plane at `path` (with the bearer token of
+    /// [`ProxyProcess::with_bearer`], if any) and returns the status and the body.
     pub fn control(&self, method: &str, path: &str, accept_json: bool) -> (u16, String) {
+        self.control_as(self.bearer.as_deref(), method, path, accept_json)
+    }
+
+    /// [`ProxyProcess::control`] with `bearer` as the token (`None`: no `authorization`).
+    pub fn control_as(
+        &self,
+        bearer: Option<&str>,
+        method: &str,
+        path: &str,
+        accept_json: bool,
+    ) -> (u16, String) {
         let url = format!("{}{path}", self.control_url());
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
         let mut request = self.http.request(method.clone(), &url);
         if accept_json {
             request = request.header("accept", "application/json");
+        }
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
         }
         let response = request.send().unwrap_or_else(|e| {
             panic!(
@@ -444,8 +509,9 @@ impl Drop for ProxyProcess {
     }
 }
 
-/// Starts the proxy binary, its output appended to `log_path`.
-fn spawn_proxy(bin: &Path, config_path: &Path, log_path: &Path) -> Child {
+/// Starts the proxy binary with `env` added to its environment, its output appended to
+/// `log_path`.
+fn spawn_proxy(bin: &Path, env: &[(String, String)], config_path: &Path, log_path: &Path) -> Child {
     let log = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -457,6 +523,7 @@ fn spawn_proxy(bin: &Path, config_path: &Path, log_path: &Path) -> Child {
         .arg("--log-level")
         .arg("debug")
         .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("clone the log file handle"))
         .stderr(log)
@@ -514,6 +581,131 @@ fn tail_of_file(path: &Path, lines: usize) -> String {
 
 fn parse_json(body: &str, what: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: body is not JSON ({e}): {body}"))
+}
+
+// === scenarios with steps ===
+
+/// Runs a Python scenario (a file in `tests/python/`) on a thread, so the test can act (kill, restart) while it waits at
+/// its steps; returns the sync folder and the thread.
+pub fn spawn_scenario(
+    proxy: &ProxyProcess,
+    script: &'static str,
+    extra: Vec<(String, String)>,
+) -> (
+    tempfile::TempDir,
+    std::thread::JoinHandle<std::process::Output>,
+) {
+    let sync = tempfile::tempdir().unwrap();
+    let mut env = proxy.python_env();
+    env.push((
+        "SC_SYNC_DIR".into(),
+        sync.path().to_string_lossy().into_owned(),
+    ));
+    env.extend(extra);
+    let handle = std::thread::spawn(move || {
+        let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        python_output(script, &refs)
+    });
+    (sync, handle)
+}
+
+/// Waits for the scenario to reach a step (or fail first).
+pub fn wait_step(
+    sync: &Path,
+    name: &str,
+    handle: &std::thread::JoinHandle<std::process::Output>,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    while !sync.join(name).exists() {
+        if handle.is_finished() {
+            // Its output is read from the files it left in `sync`'s sibling scratch folder by
+            // the harness; the join happens in `finish_scenario`, so say where to look.
+            panic!(
+                "the scenario ended before step {name}; its output: {}",
+                std::fs::read_to_string(sync.join("output")).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scenario never reached step {name}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Tells the scenario that step `name` is done (its `wait_step` returns `text`).
+pub fn step_done(sync: &Path, name: &str, text: &str) {
+    let tmp = sync.join(format!(".{name}"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, sync.join(name)).unwrap();
+}
+
+/// Waits for the scenario to end and returns its `RESULT` JSON; on failure, panics with its
+/// output and the proxy's log tail.
+pub fn finish_scenario(
+    proxy: &ProxyProcess,
+    handle: std::thread::JoinHandle<std::process::Output>,
+) -> serde_json::Value {
+    let output = handle.join().unwrap();
+    if !output.status.success() {
+        panic!(
+            "scenario failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- proxy log ---\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            proxy.log_tail(80)
+        );
+    }
+    result_json(&output)
+}
+
+// === TLS ===
+
+/// A CA and a server certificate it signed for 127.0.0.1 and localhost, as PEM files
+/// (`ca.pem`, `server.pem`, `server.key`) in a temporary folder. PySpark trusts the CA through
+/// `GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`.
+#[derive(Debug)]
+pub struct Certs {
+    dir: tempfile::TempDir,
+}
+
+impl Certs {
+    /// Makes the CA and the server certificate.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "sc-e2e test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("server.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        Certs { dir }
+    }
+
+    /// A file in the folder (`ca.pem`, `server.pem`, `server.key`, or one of the test's own).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Default for Certs {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 // === python ===

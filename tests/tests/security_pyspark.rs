@@ -7,9 +7,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use sc_e2e::{ProxyProcess, result_json};
+use sc_e2e::{Certs, ProxyProcess, result_json};
 
 const ALICE: &str = "alice-e2e-token";
 const BOB: &str = "bob-e2e-token";
@@ -25,41 +25,6 @@ fn secure_backend() -> (String, String) {
         var("SC_TEST_SPARK_SECURE"),
         var("SC_TEST_SPARK_SECURE_TOKEN"),
     )
-}
-
-/// A CA and a server certificate for 127.0.0.1 and localhost, written as PEM files.
-struct Certs {
-    dir: tempfile::TempDir,
-}
-
-impl Certs {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "sc-e2e test CA");
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let mut params =
-            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "localhost");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.path().join("server.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
-        Certs { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
 }
 
 fn auth_section(jwt_key: &Path) -> String {
