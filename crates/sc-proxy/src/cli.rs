@@ -202,3 +202,63 @@ async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn args(config_file: &Path, log_level: Option<&str>) -> Args {
+        Args {
+            config_file: Some(config_file.to_owned()),
+            log_level: log_level.map(str::to_owned),
+            ..Args::default()
+        }
+    }
+
+    #[test]
+    fn the_command_line_has_the_stock_flags() {
+        let a = Args::try_parse_from(["p", "-c", "x.yaml", "--log-format", "json"]).unwrap();
+        assert_eq!(a.config_file.as_deref(), Some(Path::new("x.yaml")));
+        assert_eq!(a.log_format, LogFormat::Json);
+        let a =
+            Args::try_parse_from(["p", "--config-file", "y.yaml", "--log-level", "debug"]).unwrap();
+        assert_eq!(a.log_level.as_deref(), Some("debug"));
+        assert_eq!(a.log_format, LogFormat::Text);
+        assert!(Args::try_parse_from(["p", "--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn configuration_errors_are_exit_code_2_and_other_failures_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = run(args(&dir.path().join("none.yaml"), None), crate::builtins()).unwrap_err();
+        assert!(matches!(e, ServeError::Config(_)), "{e}");
+        assert_eq!(e.exit_code(), 2);
+
+        let path = dir.path().join("proxy.yaml");
+        std::fs::write(&path, "backend_provider:\n  type: NOPE\n").unwrap();
+        let e = run(args(&path, None), crate::builtins()).unwrap_err();
+        assert!(e.to_string().contains("LAUNCH, PREDEFINED"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+
+        std::fs::write(&path, "store:\n  type: memory\n").unwrap();
+        let e = run(args(&path, Some("debug=loud")), crate::builtins()).unwrap_err();
+        assert!(e.to_string().contains("--log-level 'debug=loud'"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+
+        let audit = dir.path().join("missing-dir").join("audit.jsonl");
+        std::fs::write(
+            &path,
+            format!(
+                "store:\n  type: memory\naudit:\n  file: {}\n",
+                audit.display()
+            ),
+        )
+        .unwrap();
+        let e = run(args(&path, None), crate::builtins()).unwrap_err();
+        assert!(matches!(e, ServeError::Logging(_)), "{e}");
+        assert!(e.to_string().contains("audit.file"), "{e}");
+        assert_eq!(e.exit_code(), 1);
+    }
+}
