@@ -220,7 +220,8 @@ fn unknown_types_and_policies_list_the_registered_ones_custom_included() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("backend_provider.type 'KUBERNETES'") && e.contains("FIXED, LAUNCH, PREDEFINED"),
+        e.contains("backend_provider.type 'KUBERNETES'")
+            && e.contains("use one of DNS, FIXED, LAUNCH, PREDEFINED"),
         "{e}"
     );
     let e = validate(&good.replace("type: FIRST_AVAILABLE", "type: FASTEST"))

@@ -171,7 +171,8 @@ fn configuration_errors_exit_with_code_2_naming_the_key() {
     let (code, stderr) = refused(&yaml.replace("type: ENV", "type: KUBERNETES"), &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains("'KUBERNETES'") && stderr.contains("ENV, LAUNCH, PREDEFINED"),
+        stderr.contains("'KUBERNETES'")
+            && stderr.contains("use one of DNS, ENV, LAUNCH, PREDEFINED"),
         "{stderr}"
     );
 }
