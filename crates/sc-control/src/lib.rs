@@ -10,37 +10,53 @@
 //! | `POST /control/backends/{id}/drain`, `.../undrain` | stops or resumes placing new sessions on a backend (its sessions carry on) |
 //! | `GET /control/backends/{id}/logs` | the tail of a backend's own log (admins, and users with a session there) |
 //! | `GET /control/backends/{id}/ui/...` | the backend's Spark UI, reverse-proxied (admins, and users with a session there) |
+//! | `POST /control/reload` | re-reads the configuration file |
+//! | `GET /control/proxy` | the proxy itself: version, uptime, policy, store, limits in force, the caller |
 //! | `GET /control/metrics` | Prometheus metrics |
+//! | `GET /control/openapi.json` | the OpenAPI 3.1 document of every route here ([`openapi`]) |
+//! | `GET /ui/` | the dashboard ([`dashboard`]), a page over the routes above |
 //! | `GET /healthz`, `GET /readyz` | liveness and readiness |
 //!
-//! With authentication configured, `/control/sessions*` and `/control/backends` require it, as a
-//! bearer token or, over TLS, a client certificate (see [`PeerInfo`]); health and metrics stay
-//! open for probes and scrapers (they name no user and no secret).
+//! With authentication configured, `/control/sessions*`, `/control/backends*`,
+//! `/control/reload` and `/control/proxy` require it, as a bearer token or, over TLS, a client
+//! certificate (see [`PeerInfo`]); health, metrics, the OpenAPI document and the dashboard's
+//! files stay open (they name no user and no secret; the dashboard signs in to read the rest).
 //!
 //! Errors are JSON objects `{"error": "...", "code": "NOT_FOUND"}` with the matching HTTP status.
 
 #![forbid(unsafe_code)]
 
+mod about;
+pub mod dashboard;
+pub mod openapi;
 mod peer;
 mod ui;
 
+pub use about::About;
 pub use peer::PeerInfo;
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router as HttpRouter;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use openapi::{
+    BadRequest, Forbidden, NotFound, NotImplemented, TooManyRequests, Unauthenticated, Unavailable,
+};
 use sc_auth::{Authenticator, Identity};
-use sc_router::{Access, Caller, Plane, Router, RouterError, SessionInfo};
+use sc_router::{Access, Caller, ClosedSessionInfo, Plane, Router, RouterError, SessionInfo};
 use serde::{Deserialize, Serialize};
 use tonic::Code;
 use tracing::warn;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest request body the control plane reads.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -61,6 +77,8 @@ pub struct ControlState {
     /// Re-reads the configuration and applies it (`POST /control/reload`); the endpoint answers
     /// 501 when `None` (e.g. no configuration file).
     pub reload: Option<ReloadHook>,
+    /// What the proxy says about itself in `GET /control/proxy` (version, start time, ...).
+    pub about: About,
 }
 
 /// What `POST /control/reload` runs: the proxy's own reload (the same as on SIGHUP). The error
@@ -142,39 +160,49 @@ impl Requester {
     }
 }
 
-/// Builds the control plane's axum application.
+/// Builds the control plane's axum application: the API, its OpenAPI document and the
+/// dashboard.
 pub fn app(state: ControlState) -> HttpRouter {
-    let control = HttpRouter::new()
-        .route("/control/sessions", get(list_sessions).post(create_session))
-        .route(
-            "/control/sessions/{id}",
-            get(get_session).delete(delete_session),
-        )
-        .route("/control/backends", get(list_backends))
-        .route(
-            "/control/backends/{id}/drain",
-            axum::routing::post(drain_backend),
-        )
-        .route(
-            "/control/backends/{id}/undrain",
-            axum::routing::post(undrain_backend),
-        )
-        .route("/control/backends/{id}/logs", get(backend_logs))
-        .route("/control/backends/{id}/ui", get(ui::redirect))
-        .route("/control/backends/{id}/ui/", get(ui::root))
-        .route("/control/backends/{id}/ui/{*path}", get(ui::page))
-        .route("/control/reload", axum::routing::post(reload))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    // Health and metrics stay open for probes and scrapers: they name no user and no secret.
+    let (api, document) = api_routes(state.clone()).split_for_parts();
+    let document = Arc::new(openapi::finish(document, &state));
     HttpRouter::new()
-        .merge(control)
-        .route("/control/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .merge(api)
+        .route(
+            openapi::PATH,
+            get(move || {
+                let document = document.clone();
+                async move { axum::Json(document.as_ref().clone()) }
+            }),
+        )
+        .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// The documented routes: those that need authentication (when it is on), then the open ones.
+fn api_routes(state: ControlState) -> OpenApiRouter<ControlState> {
+    let control = OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(list_sessions, create_session))
+        .routes(routes!(get_session, delete_session))
+        .routes(routes!(list_backends))
+        .routes(routes!(drain_backend))
+        .routes(routes!(undrain_backend))
+        .routes(routes!(backend_logs))
+        // The Spark UI passes through as the UI answers it (HTML, scripts, images): not part of
+        // the API's document.
+        .route("/control/backends/{id}/ui", get(ui::redirect))
+        .route("/control/backends/{id}/ui/", get(ui::root))
+        .route("/control/backends/{id}/ui/{*path}", get(ui::page))
+        .routes(routes!(reload))
+        .routes(routes!(about::proxy_info))
+        .route_layer(middleware::from_fn_with_state(state, authenticate));
+    // Health and metrics stay open for probes and scrapers: they name no user and no secret.
+    control
+        .routes(routes!(metrics))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
 }
 
 // === errors ===
@@ -187,9 +215,16 @@ pub struct ApiError {
     message: String,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The body of every error the control plane answers.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    /// What went wrong and how to fix it.
+    #[schema(
+        example = "session 'x' does not exist (it was never created, was deleted, or expired); list sessions with GET /control/sessions or create one with POST /control/sessions"
+    )]
     error: &'a str,
+    /// The gRPC status code name matching the HTTP status (see `ErrorCode`).
+    #[schema(schema_with = openapi::error_code)]
     code: &'a str,
 }
 
@@ -205,6 +240,22 @@ impl ApiError {
     fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
     }
+
+    /// A path the router matched whose parameter cannot be read (e.g. not UTF-8).
+    fn bad_path(rejection: &PathRejection) -> Self {
+        ApiError::bad_request(format!(
+            "the path cannot be read: {}; ids are the ones GET /control/sessions and GET /control/backends list",
+            rejection.body_text()
+        ))
+    }
+
+    /// A query string that does not fit the route's parameters.
+    fn bad_query(rejection: &QueryRejection) -> Self {
+        ApiError::bad_request(format!(
+            "the query string is not valid here: {}",
+            rejection.body_text()
+        ))
+    }
 }
 
 /// The one mapping from router errors to HTTP statuses.
@@ -213,7 +264,7 @@ impl From<RouterError> for ApiError {
         let code = error.code();
         let status = match code {
             Code::NotFound => StatusCode::NOT_FOUND,
-            Code::InvalidArgument => StatusCode::BAD_REQUEST,
+            Code::InvalidArgument | Code::FailedPrecondition => StatusCode::BAD_REQUEST,
             Code::PermissionDenied => StatusCode::FORBIDDEN,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
             Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
@@ -296,13 +347,21 @@ struct Peer(Option<std::net::SocketAddr>);
 // === sessions ===
 
 /// A session as the control plane shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct SessionView {
     #[serde(flatten)]
     info: SessionInfo,
+    /// Creation time (RFC 3339).
+    #[schema(example = "2026-12-07T10:00:00.000Z")]
     created_at: String,
+    /// Last call start or end (RFC 3339).
+    #[schema(example = "2026-12-07T10:05:00.000Z")]
     last_active_at: String,
+    /// The `sc://` string a Spark Connect client uses for this session (control-plane sessions).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(
+        example = "sc://localhost:8080/;x-spark-connect-session-id=0b6c0f0e-5d1e-4a57-9a57-9f3c6f1a0c11;session_id=0b6c0f0e-5d1e-4a57-9a57-9f3c6f1a0c11"
+    )]
     connection_string: Option<String>,
 }
 
@@ -361,21 +420,65 @@ fn wants_json(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains("application/json"))
 }
 
-/// The optional JSON body of `POST /control/sessions`.
-#[derive(Debug, Default, Deserialize)]
+/// The optional JSON body of `POST /control/sessions`. Names are printable (no control
+/// character) and not all blank, as the router checks them; the pattern spells out Unicode's
+/// White_Space characters (what Rust's `trim` removes) so every regex engine reads the same set.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateSession {
-    /// The user the session is for (another user's: admins only).
+    /// The user the session is for (another user's: admins only). 1 to 256 printable
+    /// characters, not all blank.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        example = "alice"
+    )]
     user_id: Option<String>,
-    /// A name for the application, shown with the session.
+    /// A name for the application, shown with the session. 1 to 256 printable characters, not
+    /// all blank.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        example = "etl"
+    )]
     app_name: Option<String>,
-    /// The engine profile to run the session on (the provider's `spec.profiles`).
+    /// The engine profile to run the session on (one of the provider's `spec.profiles`; the
+    /// provider's default when absent).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, example = "large")]
     profile: Option<String>,
 }
 
+/// Creates a session.
+///
+/// Picks its backend now (starting one if the provider launches them), so its calls carry only
+/// the id: pass the connection string to the client. The answer is the id as plain text, or
+/// the session as JSON when the request sends `Accept: application/json`.
+#[utoipa::path(
+    post,
+    path = "/control/sessions",
+    tag = "sessions",
+    operation_id = "create_session",
+    request_body(content = Option<CreateSession>, content_type = "application/json", description = "optional: for whom, and an application name"),
+    responses(
+        (status = 200, description = "the new session: its id as text, or the session as JSON with `Accept: application/json`",
+            content(
+                (String = "text/plain", example = "0b6c0f0e-5d1e-4a57-9a57-9f3c6f1a0c11"),
+                (SessionView = "application/json"),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = openapi::Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn create_session(
     State(state): State<ControlState>,
     who: Requester,
@@ -385,21 +488,28 @@ async fn create_session(
     let body = body.map_err(|rejection| {
         ApiError::new(
             rejection.status(),
-            "INVALID_ARGUMENT",
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "RESOURCE_EXHAUSTED"
+            } else {
+                "INVALID_ARGUMENT"
+            },
             format!(
                 "request body cannot be read: {}; the body is at most {BODY_LIMIT} bytes of JSON, e.g. {{\"user_id\": \"alice\"}}",
                 rejection.body_text()
             ),
         )
     })?;
+    // No body, and a JSON `null`, ask for the defaults.
     let request: CreateSession = if body.iter().all(u8::is_ascii_whitespace) {
         CreateSession::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "request body is not valid JSON for a new session: {e}; send no body, or {{\"user_id\": \"alice\", \"app_name\": \"etl\", \"profile\": \"large\"}}"
-            ))
-        })?
+        serde_json::from_slice::<Option<CreateSession>>(&body)
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "request body is not valid JSON for a new session: {e}; send no body, or {{\"user_id\": \"alice\", \"app_name\": \"etl\", \"profile\": \"large\"}}"
+                ))
+            })?
+            .unwrap_or_default()
     };
     let caller = who.caller(&state.router);
     let mut new = sc_router::SessionRequest::new();
@@ -420,41 +530,95 @@ async fn create_session(
     }
 }
 
-#[derive(Serialize)]
+/// The sessions a caller may see.
+#[derive(Serialize, ToSchema)]
 struct SessionList {
+    /// Live sessions: control-plane ones, those bound from clients' own ids, and those whose
+    /// backend is starting.
     sessions: Vec<SessionView>,
+    /// Sessions closed lately (the last 200, newest first), with why.
+    recently_closed: Vec<ClosedSessionInfo>,
 }
 
+/// Lists the sessions the caller may see (an admin's: all of them).
+#[utoipa::path(
+    get,
+    path = "/control/sessions",
+    tag = "sessions",
+    operation_id = "list_sessions",
+    responses(
+        (status = 200, description = "the sessions", body = SessionList),
+        (status = 401, response = Unauthenticated),
+    )
+)]
 async fn list_sessions(
     State(state): State<ControlState>,
     who: Requester,
     headers: HeaderMap,
 ) -> Response {
+    let caller = who.caller(&state.router);
     let sessions = state
         .router
-        .sessions_for(&who.caller(&state.router))
+        .sessions_for(&caller)
         .into_iter()
         .map(|info| state.view(info, &headers))
         .collect();
-    axum::Json(SessionList { sessions }).into_response()
+    let recently_closed = state.router.closed_sessions_for(&caller);
+    axum::Json(SessionList {
+        sessions,
+        recently_closed,
+    })
+    .into_response()
 }
 
+/// One session, by its control-plane id or a bound session's `session_id`.
+#[utoipa::path(
+    get,
+    path = "/control/sessions/{id}",
+    tag = "sessions",
+    operation_id = "get_session",
+    params(("id" = String, Path, description = "the session id")),
+    responses(
+        (status = 200, description = "the session", body = SessionView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn get_session(
     State(state): State<ControlState>,
     who: Requester,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|r| ApiError::bad_path(&r))?;
     let info = state.router.session_for(&who.caller(&state.router), &id)?;
     Ok(axum::Json(state.view(info, &headers)).into_response())
 }
 
+/// Closes a session and releases it on its backend.
+#[utoipa::path(
+    delete,
+    path = "/control/sessions/{id}",
+    tag = "sessions",
+    operation_id = "delete_session",
+    params(("id" = String, Path, description = "the session id")),
+    responses(
+        (status = 200, description = "the session as it was closed", body = SessionView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn delete_session(
     State(state): State<ControlState>,
     who: Requester,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|r| ApiError::bad_path(&r))?;
     // The one audit line of a deletion: the router writes none for it (only this handler knows
     // who asked and from where), and only the request that closed the session gets here.
     let info = state
@@ -467,13 +631,29 @@ async fn delete_session(
 
 // === backends, health, metrics ===
 
-#[derive(Serialize)]
+/// Every backend and provider.
+#[derive(Serialize, ToSchema)]
 struct BackendList {
+    /// The load policy in force.
+    #[schema(example = "ROUND_ROBIN")]
     policy: String,
+    /// The backends with their load, state and health.
     backends: Vec<sc_router::BackendInfo>,
+    /// The providers, with how their own work is going.
     providers: Vec<sc_router::ProviderInfo>,
 }
 
+/// Every backend with its load, state and health, and the providers.
+#[utoipa::path(
+    get,
+    path = "/control/backends",
+    tag = "backends",
+    operation_id = "list_backends",
+    responses(
+        (status = 200, description = "the backends", body = BackendList),
+        (status = 401, response = Unauthenticated),
+    )
+)]
 async fn list_backends(State(state): State<ControlState>) -> Response {
     axum::Json(BackendList {
         policy: state.router.policy_name().to_owned(),
@@ -483,19 +663,51 @@ async fn list_backends(State(state): State<ControlState>) -> Response {
     .into_response()
 }
 
+/// Stops placing new sessions on a backend; its sessions carry on (admins).
+#[utoipa::path(
+    post,
+    path = "/control/backends/{id}/drain",
+    tag = "backends",
+    operation_id = "drain_backend",
+    params(("id" = String, Path, description = "the backend id")),
+    responses(
+        (status = 200, description = "the backend, now draining", body = sc_router::BackendInfo),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn drain_backend(
     State(state): State<ControlState>,
     who: Requester,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|r| ApiError::bad_path(&r))?;
     set_draining(&state, &who, &id, true)
 }
 
+/// Places new sessions on a drained backend again (admins).
+#[utoipa::path(
+    post,
+    path = "/control/backends/{id}/undrain",
+    tag = "backends",
+    operation_id = "undrain_backend",
+    params(("id" = String, Path, description = "the backend id")),
+    responses(
+        (status = 200, description = "the backend, active again", body = sc_router::BackendInfo),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn undrain_backend(
     State(state): State<ControlState>,
     who: Requester,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|r| ApiError::bad_path(&r))?;
     set_draining(&state, &who, &id, false)
 }
 
@@ -513,21 +725,48 @@ fn set_draining(
     Ok(axum::Json(info).into_response())
 }
 
+/// The most lines `GET /control/backends/{id}/logs` answers.
+const MAX_LOG_LINES: usize = 10_000;
+
 /// Query of `GET /control/backends/{id}/logs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LogsQuery {
-    /// How many of the last lines (default 200, at most 10000).
+    /// How many of the last lines (default 200).
+    #[param(minimum = 1, maximum = 10000)]
     lines: Option<usize>,
 }
 
-/// A backend's own log (a launched Spark server's output).
+/// A backend's own log (a launched Spark server's output), its last lines (admins, and users
+/// with a session on that backend).
+#[utoipa::path(
+    get,
+    path = "/control/backends/{id}/logs",
+    tag = "backends",
+    operation_id = "backend_logs",
+    params(("id" = String, Path, description = "the backend id"), LogsQuery),
+    responses(
+        (status = 200, description = "the log's last lines", content_type = "text/plain", body = String),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn backend_logs(
     State(state): State<ControlState>,
     who: Requester,
-    Path(id): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<LogsQuery>,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<LogsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let lines = query.lines.unwrap_or(200).clamp(1, 10_000);
+    let Path(id) = id.map_err(|r| ApiError::bad_path(&r))?;
+    let Query(query) = query.map_err(|r| ApiError::bad_query(&r))?;
+    let lines = query.lines.unwrap_or(200);
+    if !(1..=MAX_LOG_LINES).contains(&lines) {
+        return Err(ApiError::bad_request(format!(
+            "lines={lines} is out of range; ask for 1 to {MAX_LOG_LINES} lines"
+        )));
+    }
     match state
         .router
         .backend_logs(&who.caller(&state.router), &id, lines)
@@ -546,7 +785,23 @@ async fn backend_logs(
     }
 }
 
-/// Re-reads the configuration file and applies it, as SIGHUP does: for admins.
+/// Re-reads the configuration file and applies it, as SIGHUP does (admins).
+///
+/// Backends added take new sessions, removed ones drain; the policy and the limits change. A
+/// configuration that does not load leaves the old one in force.
+#[utoipa::path(
+    post,
+    path = "/control/reload",
+    tag = "proxy",
+    operation_id = "reload",
+    responses(
+        (status = 200, description = "what changed", body = sc_router::ReloadReport),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 501, response = NotImplemented),
+    )
+)]
 async fn reload(State(state): State<ControlState>, who: Requester) -> Result<Response, ApiError> {
     who.caller(&state.router).authorize(Access::Operate {
         action: "reload the configuration",
@@ -571,6 +826,16 @@ async fn reload(State(state): State<ControlState>, who: Requester) -> Result<Res
     }
 }
 
+/// The Prometheus (OpenMetrics) text exposition of the proxy's metrics.
+#[utoipa::path(
+    get,
+    path = "/control/metrics",
+    tag = "health",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "every metric", content_type = "application/openmetrics-text", body = String),
+    )
+)]
 async fn metrics(State(state): State<ControlState>) -> Response {
     (
         [(
@@ -582,19 +847,49 @@ async fn metrics(State(state): State<ControlState>) -> Response {
         .into_response()
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// Liveness: answers while the process serves.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    operation_id = "healthz",
+    responses((status = 200, description = "alive", content_type = "text/plain", body = String, example = "ok\n"))
+)]
+async fn healthz() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "ok\n",
+    )
+        .into_response()
 }
 
+/// Readiness: a backend to place sessions on, or a provider that launches them.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "ready", content_type = "text/plain", body = String, example = "ready\n"),
+        (status = 503, description = "no backend yet", content_type = "text/plain", body = String),
+    )
+)]
 async fn readyz(State(state): State<ControlState>) -> Response {
-    if !state.router.ready() {
+    let text = |status, text: &'static str| {
         (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text,
+        )
+            .into_response()
+    };
+    if !state.router.ready() {
+        text(
             StatusCode::SERVICE_UNAVAILABLE,
             "no backends yet: the backend provider has listed none\n",
         )
-            .into_response()
     } else {
-        (StatusCode::OK, "ready\n").into_response()
+        text(StatusCode::OK, "ready\n")
     }
 }
 
@@ -614,7 +909,7 @@ async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
-        "no such endpoint; the control plane serves /control/sessions, /control/sessions/{id}, /control/backends, /control/backends/{id}/drain and /undrain, /control/backends/{id}/logs and /ui/, /control/metrics, /healthz and /readyz",
+        "no such endpoint; the control plane's routes are listed in GET /control/openapi.json (and shown by the dashboard at /ui/)",
     )
 }
 

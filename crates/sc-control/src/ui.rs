@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -41,17 +42,24 @@ const HOP: [header::HeaderName; 4] = [
 ];
 
 /// `/control/backends/{id}/ui`: the UI's root is one slash further.
-pub(crate) async fn redirect(Path(id): Path<String>) -> Redirect {
-    Redirect::permanent(&format!("{}/", sc_backend_api::ui_proxy_base(&id)))
+pub(crate) async fn redirect(
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Redirect, ApiError> {
+    let Path(id) = id.map_err(|r| ApiError::bad_path(&r))?;
+    Ok(Redirect::permanent(&format!(
+        "{}/",
+        sc_backend_api::ui_proxy_base(&id)
+    )))
 }
 
 /// `/control/backends/{id}/ui/`.
 pub(crate) async fn root(
     State(state): State<ControlState>,
     who: Requester,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|r| ApiError::bad_path(&r))?;
     forward(&state, &who, &id, "", request).await
 }
 
@@ -59,9 +67,10 @@ pub(crate) async fn root(
 pub(crate) async fn page(
     State(state): State<ControlState>,
     who: Requester,
-    Path((id, path)): Path<(String, String)>,
+    id: Result<Path<(String, String)>, PathRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let Path((id, path)) = id.map_err(|r| ApiError::bad_path(&r))?;
     forward(&state, &who, &id, &path, request).await
 }
 

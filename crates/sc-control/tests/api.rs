@@ -33,6 +33,7 @@ async fn state() -> ControlState {
         grpc_tls: false,
         auth: None,
         reload: None,
+        about: sc_control::About::default(),
     }
 }
 
@@ -243,7 +244,7 @@ async fn bad_input_gets_json_errors() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(body.contains("/control/sessions"), "{body}");
+    assert!(body.contains("/control/openapi.json"), "{body}");
 
     let (status, body, ctype) = call(
         &st,
@@ -750,4 +751,249 @@ async fn without_authentication_a_claimed_user_gets_the_grpc_rule_and_no_claim_i
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn json(state: &ControlState, req: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let (status, body, _) = call(state, req).await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route_and_its_errors() {
+    let st = state().await;
+    let (status, doc) = json(
+        &st,
+        req("GET", "/control/openapi.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut routes: Vec<String> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    routes.sort();
+    assert_eq!(
+        routes,
+        [
+            "DELETE /control/sessions/{id}",
+            "GET /control/backends",
+            "GET /control/backends/{id}/logs",
+            "GET /control/metrics",
+            "GET /control/proxy",
+            "GET /control/sessions",
+            "GET /control/sessions/{id}",
+            "GET /healthz",
+            "GET /readyz",
+            "POST /control/backends/{id}/drain",
+            "POST /control/backends/{id}/undrain",
+            "POST /control/reload",
+            "POST /control/sessions",
+        ]
+    );
+    // Each documented route answers (not the fallback's 404 for an unknown path).
+    for route in &routes {
+        let (method, path) = route.split_once(' ').unwrap();
+        let path = path.replace("{id}", "backend-0");
+        let (status, body, _) = call(&st, req(method, &path).body(Body::empty()).unwrap()).await;
+        assert!(
+            !body.contains("no such endpoint"),
+            "{route}: {status} {body}"
+        );
+    }
+    // Errors: one JSON shape, with the codes listed.
+    let error = &doc["components"]["schemas"]["ErrorBody"];
+    assert_eq!(error["required"], serde_json::json!(["error", "code"]));
+    let codes = error["properties"]["code"]["enum"].as_array().unwrap();
+    for code in [
+        "NOT_FOUND",
+        "PERMISSION_DENIED",
+        "UNAUTHENTICATED",
+        "INVALID_ARGUMENT",
+    ] {
+        assert!(codes.iter().any(|c| c == code), "{code} in {codes:?}");
+    }
+    let not_found = &doc["components"]["responses"]["NotFound"]["content"]["application/json"]["schema"]
+        ["$ref"];
+    assert_eq!(not_found, "#/components/schemas/ErrorBody");
+    let get_session = &paths["/control/sessions/{id}"]["get"]["responses"];
+    for status in ["200", "401", "403", "404"] {
+        assert!(
+            get_session.get(status).is_some(),
+            "GET /control/sessions/{{id}} documents {status}"
+        );
+    }
+    // Without authentication no operation asks for credentials; with it, those behind it do.
+    assert!(doc["components"]["securitySchemes"].is_null());
+    let st = state_with_tokens().await;
+    let (_, doc) = json(
+        &st,
+        req("GET", "/control/openapi.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(doc["paths"]["/control/sessions"]["get"]["security"].is_array());
+    assert!(doc["paths"]["/healthz"]["get"]["security"].is_null());
+}
+
+#[tokio::test]
+async fn the_proxy_summary_shows_what_is_in_force_and_who_asks() {
+    let st = state_with_tokens().await;
+    let (status, info) = json(
+        &st,
+        req("GET", "/control/proxy")
+            .header(header::AUTHORIZATION, "Bearer ta")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(info["policy"], "ROUND_ROBIN");
+    assert_eq!(info["store"], "memory");
+    assert_eq!(info["authentication"], true);
+    assert_eq!(info["backends"], 2);
+    assert_eq!(info["limits"]["max_message_size"], 128 * 1024 * 1024);
+    assert_eq!(
+        info["caller"],
+        serde_json::json!({"user": "alice", "admin": false})
+    );
+    let (_, info) = json(
+        &st,
+        req("GET", "/control/proxy")
+            .header(header::AUTHORIZATION, "Bearer tr")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        info["caller"],
+        serde_json::json!({"user": "root", "admin": true})
+    );
+    let (status, _) = json(
+        &st,
+        req("GET", "/control/proxy").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn closed_sessions_are_listed_with_why_to_whoever_may_see_them() {
+    let st = state_with_tokens().await;
+    let create = |token: &'static str| {
+        req("POST", "/control/sessions")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (_, alice, _) = call(&st, create("ta")).await;
+    let (_, bob, _) = call(&st, create("tb")).await;
+    for (id, token) in [(&alice, "ta"), (&bob, "tb")] {
+        let (status, _, _) = call(
+            &st,
+            req("DELETE", &format!("/control/sessions/{id}"))
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let list = |token: &'static str| {
+        req("GET", "/control/sessions")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (_, mine) = json(&st, list("ta")).await;
+    let closed = mine["recently_closed"].as_array().unwrap();
+    assert_eq!(closed.len(), 1, "{mine}");
+    assert_eq!(closed[0]["id"], alice.as_str());
+    assert_eq!(closed[0]["close_reason"], "deleted");
+    assert_eq!(closed[0]["state"], "closed");
+    let (_, all) = json(&st, list("tr")).await;
+    let ids: Vec<_> = all["recently_closed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].clone())
+        .collect();
+    assert_eq!(ids, [bob.as_str(), alice.as_str()], "newest first");
+    // A JSON null body asks for the defaults, as the document allows.
+    let (status, _, _) = call(
+        &st,
+        req("POST", "/control/sessions")
+            .header(header::AUTHORIZATION, "Bearer ta")
+            .body(Body::from("null"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_from_the_binary_and_keeps_to_itself() {
+    let st = state_with_tokens().await;
+    // Its files need no token: they carry no data.
+    let resp = app(st.clone())
+        .oneshot(req("GET", "/ui/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let csp = resp.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let html = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        html.contains("app.js") && html.contains("app.css"),
+        "{html}"
+    );
+    for (file, ctype) in [("app.js", "text/javascript"), ("app.css", "text/css")] {
+        let (status, body, content_type) = call(
+            &st,
+            req("GET", &format!("/ui/{file}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(content_type.unwrap().starts_with(ctype));
+        assert!(body.len() > 100, "{file} is embedded");
+    }
+    let resp = app(st.clone())
+        .oneshot(req("GET", "/ui").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(resp.headers()[header::LOCATION], "/ui/");
+    let (status, body, ctype) = call(
+        &st,
+        req("GET", "/ui/secrets.txt").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(ctype.as_deref(), Some("application/json"), "{body}");
 }

@@ -209,6 +209,7 @@ impl Proxy {
             grpc_tls: tls.enabled,
             auth: authenticator,
             reload: reload_hook,
+            about: sc_control::About::default(),
         };
         // Each request carries its connection's address (for the audit log) and, over TLS, its
         // client certificate (an identity with `auth.mtls`, as on the gRPC port).

@@ -82,7 +82,7 @@ pub use authz::{Access, Caller, Plane};
 pub use error::{RouterError, code_name};
 pub use health::HealthSettings;
 pub use metrics::Metrics;
-pub use registry::{SessionInfo, SessionKind, SessionMetrics};
+pub use registry::{ClosedSessionInfo, SessionInfo, SessionKind, SessionMetrics};
 pub use service::{PROFILE_HEADER, RouterService, SESSION_HEADER};
 pub use sessions::CloseReason;
 pub use settings::{RouterSettings, SessionSettings};
@@ -217,6 +217,7 @@ impl RouterBuilder {
 
 /// A snapshot of one backend, as the control plane shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackendInfo {
     /// The backend's id.
     pub id: String,
@@ -243,8 +244,25 @@ pub struct BackendInfo {
     pub ui: Option<String>,
 }
 
+/// The limits in force, as the control plane shows them.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LimitsInForce {
+    /// `router.limits` (each unset limit is off).
+    pub limits: limits::LimitSettings,
+    /// `router.max_message_size`, in bytes.
+    pub max_message_size: usize,
+    /// `router.first_message_timeout`, in milliseconds.
+    pub first_message_timeout_ms: u64,
+    /// `router.sessions.idle_timeout`, in milliseconds (0: never).
+    pub session_idle_timeout_ms: u64,
+    /// `router.sessions.max_lifetime`, in milliseconds (0: never).
+    pub session_max_lifetime_ms: u64,
+}
+
 /// What a configuration reload changed.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReloadReport {
     /// Backends added.
     pub backends_added: Vec<String>,
@@ -313,6 +331,7 @@ impl SessionRequest {
 
 /// How a provider is doing, as the control plane shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProviderInfo {
     /// The provider's name.
     pub name: String,
@@ -355,6 +374,19 @@ impl Router {
         !self.inner.pool.snapshot().is_empty()
             || (self.inner.policy.load().starts_backends()
                 && self.inner.pool.providers().iter().any(|p| p.can_start()))
+    }
+
+    /// The limits in force (they change on reload) and the fixed ones of the forwarding path.
+    pub fn limits_in_force(&self) -> LimitsInForce {
+        let settings = &self.inner.settings;
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        LimitsInForce {
+            limits: self.inner.limiter.settings(),
+            max_message_size: settings.max_message_size,
+            first_message_timeout_ms: ms(settings.first_message_timeout),
+            session_idle_timeout_ms: ms(settings.sessions.idle_timeout),
+            session_max_lifetime_ms: ms(settings.sessions.max_lifetime),
+        }
     }
 
     /// The session store's name (`embedded`, `redis`), or `None` when sessions live in memory.
@@ -429,6 +461,19 @@ impl Router {
             })
         });
         all
+    }
+
+    /// The sessions closed lately (the last 200, newest first) that `caller` may see, with why
+    /// each was closed.
+    pub fn closed_sessions_for(&self, caller: &Caller<'_>) -> Vec<ClosedSessionInfo> {
+        let mut closed = self.inner.registry.recently_closed();
+        closed.retain(|c| {
+            caller.may(Access::Session {
+                id: &c.session.id,
+                owner: c.session.user_id.as_deref(),
+            })
+        });
+        closed
     }
 
     /// One session by id (a control-plane id or a bound session's `session_id`).

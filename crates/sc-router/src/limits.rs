@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::RouterError;
 
 /// The `router.limits` section. Every limit is off when unset.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitSettings {
     /// Sessions one user may hold at once.
@@ -155,6 +156,11 @@ impl Limiter {
     /// refuses new sessions and calls until usage is below it, and cuts nothing.
     pub(crate) fn reconfigure(&self, settings: LimitSettings) {
         self.rules.store(Arc::new(Rules::new(settings)));
+    }
+
+    /// The settings in force.
+    pub(crate) fn settings(&self) -> LimitSettings {
+        self.rules.load().settings.clone()
     }
 
     pub(crate) fn enabled(&self) -> bool {

@@ -24,6 +24,7 @@ use crate::backends::BackendHandle;
 
 /// How a session came to exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionKind {
     /// Created through the control plane; clients send its id as `x-spark-connect-session-id`.
@@ -47,6 +48,7 @@ pub(crate) struct SessionStats {
 
 /// A session's metrics as the control plane shows them.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionMetrics {
     /// ExecutePlan calls (queries and commands) so far.
     pub queries_executed: u64,
@@ -374,6 +376,7 @@ fn millis(t: SystemTime) -> u64 {
 
 /// A snapshot of one session, as the control plane shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     /// The session id (a control-plane id, or the client's `session_id` for bound sessions).
     pub id: String,
@@ -438,6 +441,24 @@ impl SessionInfo {
         }
     }
 }
+
+/// A session the router closed lately, as the control plane shows it: its last snapshot (state
+/// `closed`) and why it was closed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClosedSessionInfo {
+    /// The session as it was when it closed.
+    #[serde(flatten)]
+    pub session: SessionInfo,
+    /// Why: `deleted` (through the control plane), `released` (by its client), `idle_timeout`,
+    /// `max_lifetime` or `dead` (its backend lost it).
+    pub close_reason: &'static str,
+    /// When it closed, milliseconds since the Unix epoch.
+    pub closed_at_ms: u64,
+}
+
+/// How many closed sessions the registry remembers for the control plane.
+const RECENTLY_CLOSED: usize = 200;
 
 /// What is remembered of a session the proxy closed, so its client learns why (and only its
 /// client: the owner is kept to check who asks).
@@ -545,6 +566,8 @@ pub(crate) struct Registry {
     pub(crate) deadlines: Deadlines,
     /// Sessions active since their record was last written (only with a store).
     dirty: Mutex<Vec<Weak<Session>>>,
+    /// The sessions closed lately, newest last, for operators (touched only when one closes).
+    closed: Mutex<VecDeque<ClosedSessionInfo>>,
 }
 
 impl Registry {
@@ -676,6 +699,34 @@ impl Registry {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push_back((at_ms, session.id.clone()));
+    }
+
+    /// Remembers a closed session for the control plane (the last [`RECENTLY_CLOSED`]).
+    pub(crate) fn remember_closed(&self, session: &Session, reason: &'static str) {
+        let closed = ClosedSessionInfo {
+            session: session.info(),
+            close_reason: reason,
+            closed_at_ms: now_ms(),
+        };
+        let mut list = self
+            .closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if list.len() == RECENTLY_CLOSED {
+            list.pop_front();
+        }
+        list.push_back(closed);
+    }
+
+    /// The sessions closed lately, newest first.
+    pub(crate) fn recently_closed(&self) -> Vec<ClosedSessionInfo> {
+        self.closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .rev()
+            .cloned()
+            .collect()
     }
 
     /// Forgets tombstones older than `ttl`, oldest first, stopping at the first young one.

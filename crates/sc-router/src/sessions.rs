@@ -520,6 +520,7 @@ impl Inner {
         if let Some(why) = reason.tombstone() {
             self.registry.bury(session, why.to_owned());
         }
+        self.registry.remember_closed(session, reason.as_str());
         if reason != CloseReason::Released && session.dead_reason().is_none() {
             let spark_sessions = match session.kind {
                 SessionKind::Control => session.spark_sessions(),
