@@ -29,8 +29,7 @@
 mod about;
 pub mod dashboard;
 pub mod openapi;
-mod peer;
-mod ui;
+mod trace;
 
 pub use about::About;
 pub use peer::PeerInfo;
@@ -175,9 +174,14 @@ pub fn app(state: ControlState) -> HttpRouter {
             }),
         )
         .merge(dashboard::routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            trace::trace_request,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(trace::echo_request_id))
         .with_state(state)
 }
 

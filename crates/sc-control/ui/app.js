@@ -58,7 +58,7 @@ function ago(ms) {
 }
 
 function duration(seconds) {
-  return ago(Date.now() - seconds * 1000);
+  return seconds < 1 ? seconds * 1000 + " ms" : ago(Date.now() - seconds * 1000);
 }
 
 function bytes(n) {
@@ -268,6 +268,7 @@ function renderSessions() {
     el("td", { class: "opt num" }, c.metrics.queries_executed),
     el("td", { class: "opt wrap" }, c.error || "")));
   $("closed-table").tBodies[0].replaceChildren(...closed);
+  $("closed-table").hidden = closed.length === 0;
   $("closed-empty").hidden = closed.length > 0;
 }
 
@@ -510,7 +511,7 @@ function renderProxy() {
   ]);
   const l = p.limits, lim = l.limits || {};
   const off = (v, unit) => (v === null || v === undefined ? "no limit" : v + (unit || ""));
-  const ms = (v) => (v ? (v / 1000) + " s" : "never");
+  const ms = (v) => (v ? duration(v / 1000) : "never");
   facts($("proxy-limits"), [
     ["Sessions per user", off(lim.max_sessions_per_user)],
     ["Calls in flight per user", off(lim.max_streams_per_user)],

@@ -116,6 +116,9 @@ pub struct ProxyConfig {
     /// replicas) or `memory`.
     #[serde(default)]
     pub store: sc_store::StoreSettings,
+    /// Traces over OpenTelemetry (off unless `telemetry.otlp.endpoint` is set).
+    #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// `audit`: where security events go (session create/delete, authentication failures,
@@ -302,7 +305,8 @@ impl Default for ControlConfig {
 }
 
 /// The top-level keys, so unrelated `SC_*` variables (e.g. a test's) are not taken as settings.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
+    "telemetry",
     "audit",
     "store",
     "backend_provider",
@@ -392,6 +396,7 @@ impl ProxyConfig {
     /// The checks that need nothing built.
     fn check(&self) -> Result<(), ConfigError> {
         self.router.validate().map_err(ConfigError::Invalid)?;
+        self.telemetry.check()?;
         check_addr("server.listen_addr", &self.server.listen_addr)?;
         check_addr("control.listen_addr", &self.control.listen_addr)?;
         if self.server.worker_threads > 1024 {
@@ -757,6 +762,33 @@ server:
         valid("server:\n  listen_addr: 127.0.0.2:8080");
         let e = err("control:\n  listen_addr: 10.1.2.3:8081");
         assert!(e.contains("control.listen_addr '10.1.2.3:8081'"), "{e}");
+    }
+
+    #[test]
+    fn telemetry_is_off_by_default_and_checked_when_set() {
+        let c = valid("{}").config;
+        assert_eq!(c.telemetry.otlp.endpoint, None);
+        assert!((c.telemetry.sample_ratio - 1.0).abs() < f64::EPSILON);
+        let c = valid(
+            "telemetry:\n  otlp:\n    endpoint: http://127.0.0.1:4317\n    timeout: 2s\n    headers: {x-api-key: k}\n  sample_ratio: 0.5\n  service_name: gw\n",
+        )
+        .config;
+        assert_eq!(
+            c.telemetry.otlp.endpoint.as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
+        assert_eq!(c.telemetry.otlp.timeout, Duration::from_secs(2));
+        let e = err("telemetry:\n  otlp:\n    endpoint: 127.0.0.1:4317\n");
+        assert!(
+            e.contains("telemetry.otlp.endpoint") && e.contains("http://"),
+            "{e}"
+        );
+        let e = err("telemetry:\n  sample_ratio: 2\n");
+        assert!(e.contains("telemetry.sample_ratio"), "{e}");
+        let e = err("telemetry:\n  otlp:\n    headers: {'Bad Name': v}\n");
+        assert!(e.contains("telemetry.otlp.headers.Bad Name"), "{e}");
+        let e = err("telemetry:\n  otlp:\n    endpont: x\n");
+        assert!(e.contains("endpont"), "{e}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod cli;
 pub mod config;
 mod listen;
 mod serve;
+pub mod telemetry;
 mod tls;
 mod workers;
 

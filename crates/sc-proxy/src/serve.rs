@@ -65,6 +65,8 @@ pub struct Proxy {
     router: Router,
     grpc: TcpListener,
     control: TcpListener,
+    /// The span exporter, when traces are on.
+    exporter: Option<crate::telemetry::Exporter>,
 }
 
 async fn bind(key: &'static str, addr: &str) -> Result<TcpListener, ServeError> {
@@ -98,12 +100,17 @@ impl Proxy {
         // One backend connection per gRPC worker thread (see `workers`).
         let mut settings = config.router.clone();
         settings.connection_lanes = config.server.threads();
+        let (telemetry, exporter) =
+            crate::telemetry::start(&config.telemetry, env!("CARGO_PKG_VERSION"))
+                .map_err(|e| ServeError::Config(ConfigError::Invalid(e)))?
+                .unzip();
         let router = Router::builder()
             .settings(settings)
             .provider(provider)
             .policy(policy)
             .admin_group(config.auth.admin_group.clone())
             .store(store)
+            .telemetry(telemetry)
             .build()
             .await?;
         let grpc = bind("server.listen_addr", &config.server.listen_addr).await?;
@@ -115,6 +122,7 @@ impl Proxy {
             router,
             grpc,
             control,
+            exporter,
         })
     }
 
@@ -157,6 +165,7 @@ impl Proxy {
             router,
             grpc,
             control,
+            exporter,
         } = self;
         let reload_hook =
             reload.map(|(path, registry)| reload_hook(router.clone(), path, registry));
@@ -209,7 +218,10 @@ impl Proxy {
             grpc_tls: tls.enabled,
             auth: authenticator,
             reload: reload_hook,
-            about: sc_control::About::default(),
+            about: sc_control::About {
+                otlp_endpoint: config.telemetry.otlp.endpoint.clone(),
+                ..sc_control::About::default()
+            },
         };
         // Each request carries its connection's address (for the audit log) and, over TLS, its
         // client certificate (an identity with `auth.mtls`, as on the gRPC port).
@@ -267,11 +279,18 @@ impl Proxy {
             } => {
                 warn!("shutdown grace period over; cutting the calls still running");
                 router.shutdown().await;
+                if let Some(exporter) = exporter {
+                    exporter.shutdown().await;
+                }
                 return Ok(());
             }
         };
-        // Launched engines must not outlive the proxy; the session table is written out.
+        // Launched engines must not outlive the proxy; the session table is written out, and
+        // the last spans.
         router.shutdown().await;
+        if let Some(exporter) = exporter {
+            exporter.shutdown().await;
+        }
         match (g, c) {
             (Ok(Ok(())), Ok(Ok(()))) => Ok(()),
             (Ok(Err(e)), _) => Err(ServeError::Server(format!("gRPC server: {e}"))),

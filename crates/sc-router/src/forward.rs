@@ -5,7 +5,7 @@ use std::future::Future;
 use std::io::Read as _;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -260,8 +260,9 @@ impl MessageBounds {
 /// Set when an [`Upstream`] cut its request short because a later message was too large. The
 /// backend then sees its stream reset, and its failure reaches the router; this tells the router
 /// that the client is to learn why (RESOURCE_EXHAUSTED), and that the backend is not at fault.
+/// It also counts the request's bytes forwarded, for the call's trace.
 #[derive(Debug, Default)]
-pub(crate) struct Cut(std::sync::OnceLock<(u64, usize)>);
+pub(crate) struct Cut(std::sync::OnceLock<(u64, usize)>, AtomicU64);
 
 impl Cut {
     /// Records that a message of `size` bytes, over `limit`, cut the request.
@@ -274,6 +275,16 @@ impl Cut {
         self.0
             .get()
             .map(|&(size, limit)| RouterError::MessageTooLarge { size, limit })
+    }
+
+    /// Counts `len` bytes of the request forwarded.
+    pub(crate) fn count(&self, len: usize) {
+        self.1.fetch_add(len as u64, Ordering::Relaxed);
+    }
+
+    /// Message bytes of the request forwarded so far.
+    pub(crate) fn forwarded(&self) -> u64 {
+        self.1.load(Ordering::Relaxed)
     }
 }
 
@@ -330,6 +341,7 @@ impl HttpBody for Upstream {
             this.session_bytes
                 .bytes_in
                 .fetch_add(head.len() as u64, Ordering::Relaxed);
+            this.cut.count(head.len());
             return Poll::Ready(Some(Ok(Frame::data(head))));
         }
         if this.trailers.is_some() {
@@ -353,6 +365,7 @@ impl HttpBody for Upstream {
             this.session_bytes
                 .bytes_in
                 .fetch_add(data.len() as u64, Ordering::Relaxed);
+            this.cut.count(data.len());
         }
         polled
     }

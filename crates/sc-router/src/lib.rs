@@ -65,6 +65,7 @@ pub mod relay;
 mod service;
 mod sessions;
 mod settings;
+pub mod telemetry;
 mod upstream;
 
 pub use direct::use_connection_lane;
@@ -86,6 +87,7 @@ pub use registry::{ClosedSessionInfo, SessionInfo, SessionKind, SessionMetrics};
 pub use service::{PROFILE_HEADER, RouterService, SESSION_HEADER};
 pub use sessions::CloseReason;
 pub use settings::{RouterSettings, SessionSettings};
+pub use telemetry::Telemetry;
 
 use backends::BackendPool;
 use registry::Registry;
@@ -107,6 +109,8 @@ pub(crate) struct Inner {
     starting: DashMap<String, SessionInfo>,
     /// The tasks that keep the router's sessions, backends and store over time.
     background: lifecycle::Background,
+    /// Traces of calls, when they are on.
+    telemetry: Option<Telemetry>,
 }
 
 /// Handle to a running router: its service, its sessions and its backends. Cheap to clone.
@@ -131,6 +135,7 @@ pub struct RouterBuilder {
     policy: Option<Arc<dyn LoadPolicy>>,
     admin_group: Option<String>,
     store: Option<Arc<dyn SessionStore>>,
+    telemetry: Option<Telemetry>,
 }
 
 impl std::fmt::Debug for RouterBuilder {
@@ -173,6 +178,14 @@ impl RouterBuilder {
         self
     }
 
+    /// Traces every call (a span per call, with the placement and the session store as child
+    /// spans) with `telemetry` (see [`telemetry`]); without it, calls make no trace and carry a
+    /// client's `traceparent` to the backend untouched.
+    pub fn telemetry(mut self, telemetry: Option<Telemetry>) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
     /// Lists every provider's backends, loads the session store, starts the router's
     /// background work on the current runtime (see the crate docs), and returns the router.
     /// Backend connections are made lazily, on the first call that needs them, so a backend
@@ -207,6 +220,7 @@ impl RouterBuilder {
                 persist,
                 starting: DashMap::new(),
                 background: lifecycle::Background::new(),
+                telemetry: self.telemetry,
             }),
         };
         router.inner.restore().await?;
@@ -356,6 +370,12 @@ impl Router {
         RouterService {
             inner: self.inner.clone(),
         }
+    }
+
+    /// The telemetry the router traces calls with, if any (a control plane traces its own
+    /// requests with it too).
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.inner.telemetry.as_ref()
     }
 
     /// The router's metrics.

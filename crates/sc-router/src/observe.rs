@@ -14,6 +14,7 @@ use crate::forward::{Cut, Observer};
 use crate::metrics::LIMIT_MESSAGE_SIZE;
 use crate::registry::Session;
 use crate::sessions::ReleaseKey;
+use crate::telemetry::CallTrace;
 use crate::{Inner, RouterError};
 
 /// One forwarded call, observed from the moment it is sent until its response ends.
@@ -31,6 +32,8 @@ pub(crate) struct CallEnd {
     _permit: Option<crate::limits::StreamPermit>,
     /// Whether the call was counted as ended (it ends once, however it ends).
     finished: bool,
+    /// The call's trace, when telemetry is on: ended with the call.
+    trace: Option<CallTrace>,
 }
 
 impl CallEnd {
@@ -76,7 +79,14 @@ impl CallEnd {
             cut,
             _permit: permit,
             finished: false,
+            trace: None,
         }
+    }
+
+    /// The same call, its trace (when telemetry is on) ended with it.
+    pub(crate) fn traced(mut self, trace: Option<CallTrace>) -> Self {
+        self.trace = trace;
+        self
     }
 }
 
@@ -144,6 +154,9 @@ impl Observer for CallEnd {
             .stats
             .bytes_out
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if let Some(trace) = &mut self.trace {
+            trace.sent_to_client(data.len());
+        }
         if first {
             self.check_backend_session(data)
         } else {
@@ -165,6 +178,9 @@ impl Observer for CallEnd {
         backend
             .metrics
             .call_finished(self.method.index(), self.method.name(), code);
+        if let Some(trace) = self.trace.take() {
+            trace.finish(code, self.cut.forwarded());
+        }
         let stats = &self.session.stats;
         if self.method == RpcMethod::ExecutePlan {
             stats.active_operations.fetch_sub(1, Ordering::Relaxed);

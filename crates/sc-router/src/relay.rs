@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -39,6 +40,7 @@ use crate::forward::{self, MessageBounds, Observer as _, Piece, RequestBody, sta
 use crate::observe::CallEnd;
 use crate::registry::SessionStats;
 use crate::service::{PeerAddr, Routed, Routing};
+use crate::telemetry::REQUEST_ID_HEADER;
 use crate::{Inner, Router, RouterError};
 
 /// The largest header list a client may send (as hyper's server allows).
@@ -165,9 +167,13 @@ impl Relay {
     async fn call(
         self,
         request: http::Request<RecvStream>,
-        mut respond: SendResponse<Bytes>,
+        respond: SendResponse<Bytes>,
         info: Arc<ConnectionInfo>,
     ) {
+        let mut respond = Respond {
+            request_id: request.headers().get(REQUEST_ID_HEADER).cloned(),
+            inner: respond,
+        };
         let path = request.uri().path();
         let ours = path
             .strip_prefix('/')
@@ -236,7 +242,7 @@ impl Relay {
         method: RpcMethod,
         routed: Routed,
         mut body: RecvStream,
-        mut respond: SendResponse<Bytes>,
+        mut respond: Respond,
     ) {
         let Routed {
             parts,
@@ -291,6 +297,7 @@ impl Relay {
         let head_len = head.buffered.len() as u64;
         backend.metrics.bytes_to_backend.inc_by(head_len);
         stats.bytes_in.fetch_add(head_len, Ordering::Relaxed);
+        cut.count(head.buffered.len());
         if to_backend.send_data(head.buffered, request_done).is_err() {
             return self
                 .unreachable(method, &mut respond, call, "the stream closed".into())
@@ -374,7 +381,7 @@ impl Relay {
     async fn unreachable(
         &self,
         method: RpcMethod,
-        respond: &mut SendResponse<Bytes>,
+        respond: &mut Respond,
         call: CallEnd,
         reason: String,
     ) {
@@ -473,6 +480,7 @@ impl RequestPump<'_> {
                     }
                     self.bytes.inc_by(len as u64);
                     self.stats.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
+                    self.cut.count(len);
                     if self.to_backend.send_data(chunk, false).is_err() {
                         return PumpEnd::Stopped;
                     }
@@ -554,7 +562,7 @@ async fn wait_capacity(stream: &mut SendStream<Bytes>) -> bool {
 
 /// The response side of a forwarded call.
 struct Downstream {
-    respond: SendResponse<Bytes>,
+    respond: Respond,
     from_backend: RecvStream,
     call: CallEnd,
     bytes: Counter,
@@ -723,8 +731,35 @@ impl RequestBody for H2Body<'_> {
     }
 }
 
+/// The answering side of a client's stream: every response it sends echoes the request's
+/// `x-request-id`, if it had one.
+struct Respond {
+    inner: SendResponse<Bytes>,
+    request_id: Option<HeaderValue>,
+}
+
+impl Respond {
+    fn send_response(
+        &mut self,
+        mut response: http::Response<()>,
+        end_of_stream: bool,
+    ) -> Result<SendStream<Bytes>, h2::Error> {
+        if let Some(id) = &self.request_id {
+            response.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
+        }
+        self.inner.send_response(response, end_of_stream)
+    }
+
+    fn poll_reset(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Result<h2::Reason, h2::Error>> {
+        self.inner.poll_reset(cx)
+    }
+}
+
 /// Ends a call with `status` alone (a trailers-only response), as tonic's server does.
-fn send_status(respond: &mut SendResponse<Bytes>, status: &tonic::Status) {
+fn send_status(respond: &mut Respond, status: &tonic::Status) {
     let mut response = http::Response::new(());
     let headers = response.headers_mut();
     headers.insert(
@@ -738,7 +773,7 @@ fn send_status(respond: &mut SendResponse<Bytes>, status: &tonic::Status) {
 }
 
 /// Answers a unary call with one message and an OK status.
-fn send_answer(respond: &mut SendResponse<Bytes>, message: &[u8]) {
+fn send_answer(respond: &mut Respond, message: &[u8]) {
     let mut response = http::Response::new(());
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -28,6 +28,7 @@ use crate::metrics::{LIMIT_FIRST_MESSAGE_TIMEOUT, LIMIT_MESSAGE_SIZE};
 use crate::observe::CallEnd;
 use crate::registry::SessionKind;
 use crate::sessions::{Lookup, ReleaseKey};
+use crate::telemetry::{CallTrace, REQUEST_ID_HEADER};
 use crate::{Inner, RouterError};
 
 /// The request header that names a control-plane session.
@@ -87,10 +88,15 @@ where
         let request = request.map(Body::new);
         Box::pin(async move {
             let method = RpcMethod::from_path(request.uri().path()).unwrap_or(RpcMethod::Other);
-            match inner.clone().handle(method, request).await {
-                Ok(response) => Ok(response),
-                Err(error) => Ok(inner.rejected(method, &error).into_http()),
+            let request_id = request.headers().get(REQUEST_ID_HEADER).cloned();
+            let mut response = match inner.clone().handle(method, request).await {
+                Ok(response) => response,
+                Err(error) => inner.rejected(method, &error).into_http(),
+            };
+            if let Some(id) = request_id {
+                response.headers_mut().insert(REQUEST_ID_HEADER, id);
             }
+            Ok(response)
         })
     }
 }
@@ -156,11 +162,33 @@ impl Inner {
     /// The data path of one call up to the backend, the same for every transport: know the
     /// caller, admit it under the limits, find the session, authorize, bind a new session to a
     /// backend if need be, and edit the request for the backend.
+    ///
+    /// With telemetry on, the call's span starts here (under the client's `traceparent`); a
+    /// forwarded call takes it along to its end, a call answered here ends it now.
     pub(crate) async fn route(
+        self: &Arc<Self>,
+        method: RpcMethod,
+        parts: http::request::Parts,
+        head: forward::Head,
+    ) -> Result<Routing, RouterError> {
+        let mut trace = CallTrace::start(self.telemetry.as_ref(), method, &parts.headers);
+        let routing = self.route_traced(method, parts, head, &mut trace).await;
+        if let Some(trace) = trace {
+            let code = match &routing {
+                Err(error) => error.code() as i32,
+                Ok(_) => tonic::Code::Ok as i32,
+            };
+            trace.finish(code, 0);
+        }
+        routing
+    }
+
+    async fn route_traced(
         self: &Arc<Self>,
         method: RpcMethod,
         mut parts: http::request::Parts,
         head: forward::Head,
+        trace: &mut Option<CallTrace>,
     ) -> Result<Routing, RouterError> {
         // 1. The first message's routing fields (read whole by the transport).
         let mut scratch = Vec::new();
@@ -192,7 +220,10 @@ impl Inner {
         };
 
         // 4. The session, 5. authorization, 6. a backend for a new session.
-        let session = match self.lookup(method, &parts.headers, &fields).await? {
+        let session = match self
+            .lookup(method, &parts.headers, &fields, trace.as_ref())
+            .await?
+        {
             Lookup::Found(session) => {
                 caller.authorize(Access::Session {
                     id: &session.id,
@@ -212,7 +243,8 @@ impl Inner {
             }
             Lookup::New(session_id) => {
                 let profile = profile_of(&parts.headers)?;
-                self.bind(&caller, &session_id, profile).await?
+                self.bind(&caller, &session_id, profile, trace.as_ref())
+                    .await?
             }
             Lookup::Unbound => return Ok(Routing::Answer(answer_unbound(method, &fields)?)),
         };
@@ -220,6 +252,9 @@ impl Inner {
             return Ok(Routing::Answer(answer_unbound(method, &fields)?));
         };
         self.note_call(method, &fields, &session, &caller);
+        if let Some(trace) = trace {
+            trace.record(crate::telemetry::call_attributes(&session, &caller));
+        }
         // What the end of the call needs from its first message: control sessions may carry
         // several Spark sessions (a bound one is its Spark session), and a ReleaseSession
         // releases the one it names.
@@ -259,6 +294,11 @@ impl Inner {
                 .headers
                 .insert(http::header::AUTHORIZATION, token.clone());
         }
+        // The backend's trace context is this call's span (the client's `traceparent` as is
+        // when telemetry is off).
+        if let Some(trace) = trace {
+            trace.inject(&mut parts.headers);
+        }
         let redact = method == RpcMethod::Config && backend.authorization.is_some();
         let stats = session.stats.clone();
         let cut = Arc::new(Cut::default());
@@ -272,7 +312,8 @@ impl Inner {
             spark_session,
             cut.clone(),
             permit,
-        );
+        )
+        .traced(trace.take());
         Ok(Routing::Forward(Box::new(Routed {
             parts,
             head,

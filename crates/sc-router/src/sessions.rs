@@ -19,7 +19,9 @@ use crate::authz::{Access, Caller};
 use crate::backends::{BackendHandle, BackendPool};
 use crate::registry::{Session, SessionInfo, SessionKind, Tombstone, now_ms};
 use crate::service::SESSION_HEADER;
+use crate::telemetry::{CallTrace, ChildSpan};
 use crate::{Inner, RouterError};
+use opentelemetry::KeyValue;
 
 /// Why a session was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +113,14 @@ impl Inner {
         method: RpcMethod,
         headers: &HeaderMap,
         fields: &RequestFields<'_>,
+        trace: Option<&CallTrace>,
     ) -> Result<Lookup, RouterError> {
+        // Only a shared store is read on the way (the others are written behind).
+        let _store = self
+            .store
+            .as_ref()
+            .filter(|s| s.shared())
+            .and_then(|_| self.store_span(trace, "lookup"));
         if let Some(value) = headers.get(SESSION_HEADER) {
             let id = value.to_str().map_err(|_| RouterError::InvalidHeader {
                 name: SESSION_HEADER,
@@ -238,6 +247,29 @@ impl Inner {
     pub(crate) async fn place(
         &self,
         request: &StartRequest,
+        trace: Option<&CallTrace>,
+    ) -> Result<Arc<BackendHandle>, RouterError> {
+        let span = trace.map(|t| t.child("spark_connect.placement"));
+        let placed = self.place_untraced(request).await;
+        if let Some(span) = span {
+            span.record(KeyValue::new(
+                "spark_connect.policy",
+                self.policy.load().name().to_owned(),
+            ));
+            match &placed {
+                Ok(backend) => span.record(KeyValue::new(
+                    "spark_connect.backend",
+                    backend.id().to_string(),
+                )),
+                Err(error) => span.failed(error),
+            }
+        }
+        placed
+    }
+
+    async fn place_untraced(
+        &self,
+        request: &StartRequest,
     ) -> Result<Arc<BackendHandle>, RouterError> {
         self.check_request(request)?;
         let backends = self.pool.snapshot();
@@ -310,15 +342,19 @@ impl Inner {
         caller: &Caller<'_>,
         session_id: &str,
         profile: Option<&str>,
+        trace: Option<&CallTrace>,
     ) -> Result<Arc<Session>, RouterError> {
         self.limiter.admit_session(caller.limit_key())?;
         let placed = self
-            .place(&StartRequest {
-                user: caller.user().map(str::to_owned),
-                session_id: Some(session_id.to_owned()),
-                identity: caller.identity().cloned(),
-                profile: profile.map(str::to_owned),
-            })
+            .place(
+                &StartRequest {
+                    user: caller.user().map(str::to_owned),
+                    session_id: Some(session_id.to_owned()),
+                    identity: caller.identity().cloned(),
+                    profile: profile.map(str::to_owned),
+                },
+                trace,
+            )
             .await;
         let backend = match placed {
             Ok(backend) => backend,
@@ -336,7 +372,13 @@ impl Inner {
         session.profile = profile.map(str::to_owned);
         let mut fresh = Arc::new(session);
         if let Some(store) = self.store.as_ref().filter(|s| s.shared()) {
-            match store.create(&fresh.record()).await {
+            let span = self.store_span(trace, "create");
+            let created = store.create(&fresh.record()).await;
+            if let (Some(span), Err(e)) = (&span, &created) {
+                span.failed(e);
+            }
+            drop(span);
+            match created {
                 Ok(winner) if winner.backend_id != fresh.backend.id().as_str() => {
                     fresh = self.materialize(&winner);
                 }
@@ -355,6 +397,7 @@ impl Inner {
             if self.store.as_ref().is_some_and(|s| !s.shared()) {
                 // A store of this process alone: written behind, within milliseconds, so
                 // binding costs no transaction on the request path.
+                let _span = self.store_span(trace, "write behind");
                 self.persist(Change::Put(session.record()));
             }
             let peer = caller
@@ -388,12 +431,15 @@ impl Inner {
             ),
         );
         let placed = self
-            .place(&StartRequest {
-                user: owner.clone(),
-                session_id: Some(id.clone()),
-                identity: caller.identity().cloned(),
-                profile: profile.clone(),
-            })
+            .place(
+                &StartRequest {
+                    user: owner.clone(),
+                    session_id: Some(id.clone()),
+                    identity: caller.identity().cloned(),
+                    profile: profile.clone(),
+                },
+                None,
+            )
             .await;
         self.starting.remove(&id);
         let backend = match placed {
@@ -416,6 +462,16 @@ impl Inner {
         self.registry.insert_control(session.clone());
         info!(session_id = %session.id, backend = %session.backend.id(), "session created");
         Ok(session.info())
+    }
+
+    /// A child span of a call for its work with the session store (`None` without a store or a
+    /// trace).
+    fn store_span(&self, trace: Option<&CallTrace>, operation: &'static str) -> Option<ChildSpan> {
+        let store = self.store.as_ref()?;
+        let span = trace?.child("spark_connect.store");
+        span.record(KeyValue::new("spark_connect.store", store.name()));
+        span.record(KeyValue::new("spark_connect.store.operation", operation));
+        Some(span)
     }
 
     // === what calls change ===

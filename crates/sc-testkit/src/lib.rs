@@ -8,6 +8,8 @@
     missing_docs
 )]
 
+pub mod otlp;
+
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
