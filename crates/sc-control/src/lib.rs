@@ -507,13 +507,19 @@ async fn create_session(
     let request: CreateSession = if body.iter().all(u8::is_ascii_whitespace) {
         CreateSession::default()
     } else {
-        serde_json::from_slice::<Option<CreateSession>>(&body)
-            .map_err(|e| {
-                ApiError::bad_request(format!(
-                    "request body is not valid JSON for a new session: {e}; send no body, or {{\"user_id\": \"alice\", \"app_name\": \"etl\", \"profile\": \"large\"}}"
-                ))
-            })?
-            .unwrap_or_default()
+        let invalid = |e: &dyn std::fmt::Display| {
+            ApiError::bad_request(format!(
+                "request body is not valid JSON for a new session: {e}; send no body, or {{\"user_id\": \"alice\", \"app_name\": \"etl\", \"profile\": \"large\"}}"
+            ))
+        };
+        // An object (serde would also take a struct from an array), or null.
+        match serde_json::from_slice::<serde_json::Value>(&body).map_err(|e| invalid(&e))? {
+            serde_json::Value::Null => CreateSession::default(),
+            value @ serde_json::Value::Object(_) => {
+                serde_json::from_value(value).map_err(|e| invalid(&e))?
+            }
+            _ => return Err(invalid(&"it is not an object")),
+        }
     };
     let caller = who.caller(&state.router);
     let mut new = sc_router::SessionRequest::new();

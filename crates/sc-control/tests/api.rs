@@ -517,6 +517,9 @@ impl AuditCapture {
             .with_writer(move || BufferWriter(writer.clone()))
             .finish()
             .set_default();
+        // Other tests on other threads, without a subscriber, may have cached the audit
+        // callsites as disabled meanwhile: ask every callsite again.
+        tracing::callsite::rebuild_interest_cache();
         AuditCapture {
             lines,
             _guard: guard,
@@ -936,6 +939,17 @@ async fn closed_sessions_are_listed_with_why_to_whoever_may_see_them() {
         .map(|c| c["id"].clone())
         .collect();
     assert_eq!(ids, [bob.as_str(), alice.as_str()], "newest first");
+    // An array is not an object, even if serde could read one as a struct.
+    let (status, body, _) = call(
+        &st,
+        req("POST", "/control/sessions")
+            .header(header::AUTHORIZATION, "Bearer ta")
+            .body(Body::from("[null, null]"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("not an object"), "{body}");
     // A JSON null body asks for the defaults, as the document allows.
     let (status, _, _) = call(
         &st,
