@@ -3,10 +3,16 @@
 # scripts/requirements.txt: PySpark (reference client and Spark Connect server),
 # requests and pytest. Idempotent: a stamp keyed on the requirements file and the
 # interpreter version makes a second run a no-op.
+#
+# Another virtualenv from another file: SC_VENV (its directory), SC_VENV_REQUIREMENTS (the
+# file) and SC_VENV_CHECK (modules that must import afterwards), as scripts/setup-web.sh does.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-REQUIREMENTS="$REPO/scripts/requirements.txt"
+REQUIREMENTS="${SC_VENV_REQUIREMENTS:-$REPO/scripts/requirements.txt}"
+# Modules that must import: quickly before deciding nothing is to do, fully after installing.
+PRECHECK="${SC_VENV_CHECK:-pyspark, requests}"
+CHECK="${SC_VENV_CHECK:-pyspark, pyspark.sql.connect.session, requests, pytest}"
 STAMP="$VENV/.sc-requirements.sha256"
 
 find_python() {
@@ -32,7 +38,7 @@ want="$(
 )"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] &&
-    "$VENV/bin/python" -c 'import pyspark, requests' 2>/dev/null; then
+    "$VENV/bin/python" -c "import $PRECHECK" 2>/dev/null; then
     log "virtualenv $VENV is up to date"
     exit 0
 fi
@@ -49,6 +55,6 @@ fi
 
 log "installing $REQUIREMENTS into $VENV"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS" </dev/null
-"$VENV/bin/python" -c 'import pyspark, pyspark.sql.connect.session, requests, pytest; print("pyspark", pyspark.__version__)' >&2
+"$VENV/bin/python" -c "import $CHECK" >&2
 echo "$want" >"$STAMP"
 log "virtualenv $VENV is ready"

@@ -19,6 +19,9 @@
 #      exported;
 #   6. stops the servers, whatever happened. The exit code is cargo test's.
 #
+# The browser and API tests use Debian's chromium and a second virtualenv (.venv-web, with
+# Playwright and schemathesis), both made ready by scripts/setup-web.sh.
+#
 # Environment: SC_TEST_PORT_A / SC_TEST_PORT_B / SC_TEST_PORT_SECURE (default 15102 / 15103 /
 # 15104; A and its twin share SC_TEST_PORT_A), SC_TEST_REDIS_PORT (16379), RUST_TEST_THREADS
 # (default 2, for two cores), SC_PROXY_BIN (a prebuilt proxy), SC_CUSTOM_PROXY_BIN (a prebuilt
@@ -40,6 +43,10 @@ ADDRESS_TWIN=127.0.0.3
 SPARK_CONF=(--conf spark.connect.execute.reattachable.senderMaxStreamSize=1m)
 
 bash scripts/setup-venv.sh
+# Chromium and the virtualenv with Playwright and schemathesis (the dashboard's and the
+# control plane's end-to-end tests).
+bash scripts/setup-web.sh
+WEB_VENV="${SC_WEB_VENV:-$REPO/.venv-web}"
 # Tools some tests drive: tmux (the CLI in a real terminal), curl (the control plane over TLS),
 # redis-server (the store two proxy replicas share), dnsmasq (the DNS server of the DNS
 # provider's tests; Debian installs it in /usr/sbin), chromium (the Spark UI through the proxy,
@@ -148,6 +155,10 @@ export SC_TEST_SPARK_B="127.0.0.1:$PORT_B"
 export SC_TEST_SPARK_SECURE="127.0.0.1:$PORT_SECURE"
 export SC_TEST_SPARK_SECURE_TOKEN="$SECURE_TOKEN"
 export SC_TEST_PYTHON="$VENV/bin/python"
+export SC_TEST_WEB_PYTHON="$WEB_VENV/bin/python"
+export SC_TEST_SCHEMATHESIS="$WEB_VENV/bin/st"
+SC_TEST_CHROMIUM="$(command -v chromium)"
+export SC_TEST_CHROMIUM
 # A prebuilt proxy (e.g. a release build) may be given in SC_PROXY_BIN.
 export SC_PROXY_BIN="${SC_PROXY_BIN:-$REPO/target/debug/spark-connect-proxy}"
 # The example binary built on sc_proxy::main (examples/custom-provider; built above, since its

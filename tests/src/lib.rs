@@ -11,6 +11,7 @@
 //! | `SC_TEST_PYTHON` | the virtualenv's `python`, with PySpark and `requests` |
 //! | `SC_PROXY_BIN` | the `spark-connect-proxy` binary under test |
 //! | `SC_CUSTOM_PROXY_BIN` | `custom-spark-connect-proxy` (`examples/custom-provider`), see [`custom_proxy_bin`] |
+//! | `SC_TEST_WEB_PYTHON`, `SC_TEST_SCHEMATHESIS`, `SC_TEST_CHROMIUM` | the web virtualenv's `python` (Playwright) and `st` (schemathesis), and Debian's `chromium` (see [`web_env`]) |
 //!
 //! Each test starts its own [`ProxyProcess`] (on free ports, with its own config file and log)
 //! and drives it with a PySpark scenario from `tests/python/` through [`run_python`] or
@@ -111,6 +112,37 @@ pub fn custom_proxy_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// What the browser and API tests drive (`scripts/setup-web.sh` installs them).
+#[derive(Debug)]
+pub struct WebEnv {
+    /// Python with Playwright (`SC_TEST_WEB_PYTHON`).
+    pub python: PathBuf,
+    /// schemathesis' `st` (`SC_TEST_SCHEMATHESIS`).
+    pub schemathesis: PathBuf,
+    /// Debian's chromium (`SC_TEST_CHROMIUM`).
+    pub chromium: PathBuf,
+}
+
+/// Reads the web test environment once; panics with instructions when it is incomplete.
+pub fn web_env() -> &'static WebEnv {
+    static ENV: OnceLock<WebEnv> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let env = WebEnv {
+            python: PathBuf::from(required_var("SC_TEST_WEB_PYTHON")),
+            schemathesis: PathBuf::from(required_var("SC_TEST_SCHEMATHESIS")),
+            chromium: PathBuf::from(required_var("SC_TEST_CHROMIUM")),
+        };
+        for path in [&env.python, &env.schemathesis, &env.chromium] {
+            assert!(
+                path.exists(),
+                "{} does not exist; run `scripts/setup-web.sh` (scripts/test.sh does)",
+                path.display()
+            );
+        }
+        env
+    })
 }
 
 /// The folder holding the Python scenarios (`tests/python/`).
@@ -470,10 +502,24 @@ impl ProxyProcess {
     /// [`run_python`] with [`Self::python_env`] plus `extra`; prints the proxy's log tail on
     /// failure.
     pub fn run_python(&self, script: &str, extra: &[(&str, &str)]) -> Output {
+        self.run_python_with(&test_env().python, script, extra)
+    }
+
+    /// [`Self::run_python`] with the web virtualenv's Python (Playwright, [`web_env`]);
+    /// `SC_TEST_CHROMIUM` is passed on.
+    pub fn run_web_python(&self, script: &str, extra: &[(&str, &str)]) -> Output {
+        let web = web_env();
+        let chromium = web.chromium.display().to_string();
+        let mut env = vec![("SC_TEST_CHROMIUM", chromium.as_str())];
+        env.extend_from_slice(extra);
+        self.run_python_with(&web.python, script, &env)
+    }
+
+    fn run_python_with(&self, python: &Path, script: &str, extra: &[(&str, &str)]) -> Output {
         let mut env = self.python_env();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let output = python_output(script, &refs);
+        let output = python_output_with(python, script, &refs);
         if !output.status.success() {
             eprintln!("--- proxy log (tail) ---\n{}", self.log_tail(80));
         }
@@ -724,6 +770,11 @@ pub fn run_python(script: &str, env: &[(&str, &str)]) -> Output {
 
 /// Like [`run_python`] but returns the output whether or not the script succeeded.
 pub fn python_output(script: &str, env: &[(&str, &str)]) -> Output {
+    python_output_with(&test_env().python, script, env)
+}
+
+/// [`python_output`] with another interpreter (e.g. [`WebEnv::python`]).
+pub fn python_output_with(python: &Path, script: &str, env: &[(&str, &str)]) -> Output {
     let test_env = test_env();
     let dir = python_dir();
     let scratch = tempfile::Builder::new()
@@ -733,7 +784,7 @@ pub fn python_output(script: &str, env: &[(&str, &str)]) -> Output {
     let stdout_path = scratch.path().join("stdout");
     let stderr_path = scratch.path().join("stderr");
 
-    let mut command = Command::new(&test_env.python);
+    let mut command = Command::new(python);
     if is_script_file(script) {
         let path = dir.join(script);
         assert!(path.exists(), "no Python scenario {}", path.display());
@@ -772,7 +823,7 @@ pub fn python_output(script: &str, env: &[(&str, &str)]) -> Output {
     let started = Instant::now();
     let mut child = command
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn {}: {e}", test_env.python.display()));
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", python.display()));
     let status: ExitStatus = loop {
         if let Some(status) = child.try_wait().expect("poll the Python process") {
             break status;

@@ -302,7 +302,7 @@ function renderDetail() {
       el("span", { class: "actions" },
         el("button", { type: "button", class: "danger", onclick: () => closeSession(s.id) }, "Close session"),
         el("button", { type: "button", onclick: () => { ui.selected = null; renderSessions(); } }, "Hide"))),
-    el("dl", { class: "facts" }, facts.filter(([, v]) => v !== "").map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
+    el("dl", { class: "facts" }, facts.filter(([, v]) => v !== "").flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
   panel.hidden = false;
 }
 
@@ -492,7 +492,7 @@ function chart(name, points, max, format) {
 }
 
 function facts(list, pairs) {
-  list.replaceChildren(...pairs.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]).flat());
+  list.replaceChildren(...pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
 
 function renderProxy() {
