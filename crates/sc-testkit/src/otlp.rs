@@ -48,8 +48,11 @@ impl ReceivedSpan {
     }
 }
 
+/// The most spans kept (a long run, e.g. a benchmark, only counts the rest).
+const KEPT: usize = 100_000;
+
 #[derive(Default, Clone)]
-struct Collector(Arc<Mutex<Vec<ReceivedSpan>>>);
+struct Collector(Arc<Mutex<Vec<ReceivedSpan>>>, Arc<std::sync::atomic::AtomicU64>);
 
 #[tonic::async_trait]
 impl TraceService for Collector {
@@ -67,6 +70,10 @@ impl TraceService for Collector {
             });
             for scope in resource_spans.scope_spans {
                 for span in scope.spans {
+                    self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if out.len() >= KEPT {
+                        continue;
+                    }
                     out.push(ReceivedSpan {
                         name: span.name,
                         trace_id: hex(&span.trace_id),
@@ -160,9 +167,14 @@ impl OtlpReceiver {
         format!("http://{}", self.addr)
     }
 
-    /// Every span received so far.
+    /// Every span received so far (the first 100,000).
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.spans.0.lock().unwrap().clone()
+    }
+
+    /// How many spans were received, kept or not.
+    pub fn received(&self) -> u64 {
+        self.spans.1.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits (blocking this thread) until `done` holds for the spans received, at most
