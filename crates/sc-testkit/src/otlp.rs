@@ -52,7 +52,10 @@ impl ReceivedSpan {
 const KEPT: usize = 100_000;
 
 #[derive(Default, Clone)]
-struct Collector(Arc<Mutex<Vec<ReceivedSpan>>>, Arc<std::sync::atomic::AtomicU64>);
+struct Collector(
+    Arc<Mutex<Vec<ReceivedSpan>>>,
+    Arc<std::sync::atomic::AtomicU64>,
+);
 
 #[tonic::async_trait]
 impl TraceService for Collector {
