@@ -321,6 +321,8 @@ async function closeSession(id) {
 
 function renderBackends() {
   const admin = ui.proxy.caller.admin;
+  // An engine's log is for admins and, where the API allows it, for users with a session on it.
+  const mine = new Set(ui.sessions.map((s) => s.backend));
   $("policy").textContent = ui.backends.policy;
   const rows = ui.backends.backends.map((b) => {
     const actions = [];
@@ -331,6 +333,8 @@ function renderBackends() {
         disabled: b.state === "removed",
         onclick: () => drain(b.id, !draining),
       }, draining ? "Undrain" : "Drain"));
+    }
+    if (admin || mine.has(b.id)) {
       actions.push(el("button", { type: "button", "data-action": "logs", onclick: () => openLog(b.id) }, "Logs"));
     }
     // A backend that has a Spark UI says so (`ui_url`, or `ui`); it is reached through the proxy.
