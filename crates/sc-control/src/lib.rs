@@ -29,7 +29,9 @@
 mod about;
 pub mod dashboard;
 pub mod openapi;
+mod peer;
 mod trace;
+mod ui;
 
 pub use about::About;
 pub use peer::PeerInfo;
@@ -274,7 +276,6 @@ impl From<RouterError> for ApiError {
             Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-            Code::FailedPrecondition => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match error {

@@ -39,6 +39,7 @@ fn state(router: Router) -> ControlState {
         grpc_tls: false,
         auth: Some(Arc::new(sc_auth::Authenticator::new(&settings).unwrap())),
         reload: None,
+        about: sc_control::About::default(),
     }
 }
 
