@@ -170,6 +170,15 @@ pub trait BackendProvider: Send + Sync + 'static {
         ProviderStatus::default()
     }
 
+    /// The engine profiles a session may ask for by name (`POST /control/sessions
+    /// {"profile": ...}`, or the `x-spark-connect-profile` header), whether or not a given caller
+    /// may use them. The control plane's OpenAPI document lists them.
+    ///
+    /// By default none: the provider has no profiles.
+    fn profiles(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Checks, before any backend is chosen, that the provider can serve a session asked for
     /// like this: the profile exists and the caller may use it. Errors are
     /// [`ProviderError::UnknownProfile`] and [`ProviderError::ProfileForbidden`], which clients

@@ -625,6 +625,15 @@ impl BackendProvider for LaunchProvider {
         }
     }
 
+    /// The default profile and every one of `spec.profiles`.
+    fn profiles(&self) -> Vec<String> {
+        self.shared
+            .templates
+            .iter()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
     /// The profile must exist and be open to the caller.
     fn check_request(&self, request: &StartRequest) -> Result<(), ProviderError> {
         profile::choose(&self.shared.templates, request).map(|_| ())

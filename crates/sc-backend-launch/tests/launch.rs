@@ -439,6 +439,13 @@ async fn profiles_get_their_own_engines_and_settings() {
         },
     );
     let p = LaunchProvider::new("launch", spec).unwrap();
+    let mut names = p.profiles();
+    names.sort();
+    assert_eq!(
+        names,
+        ["default", "large"],
+        "the default profile and spec.profiles"
+    );
     let small = p.start(&with_profile("alice", "s1", None)).await.unwrap();
     let large = p
         .start(&with_profile("alice", "s2", Some("large")))
@@ -623,7 +630,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 #[tokio::test]
 async fn engines_that_die_after_starting_count_towards_the_crash_loop() {
     let dir = tempfile::tempdir().unwrap();
-    let p = crash_loop_of_two(dir.path(), "exec {fake} --port {port} --exit-after-ms 300");
+    let p = crash_loop_of_two(dir.path(), "exec {fake} --port {port} --exit-after-ms 2000");
     for s in ["s1", "s2"] {
         let engine = p.start(&req("alice", s)).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -165,14 +165,16 @@ impl Requester {
 /// dashboard.
 pub fn app(state: ControlState) -> HttpRouter {
     let (api, document) = api_routes(state.clone()).split_for_parts();
-    let document = Arc::new(openapi::finish(document, &state));
+    // Finished per request: a reload may change the provider's profiles.
+    let document = Arc::new(document);
+    let for_document = state.clone();
     HttpRouter::new()
         .merge(api)
         .route(
             openapi::PATH,
             get(move || {
-                let document = document.clone();
-                async move { axum::Json(document.as_ref().clone()) }
+                let document = openapi::finish(document.as_ref().clone(), &for_document);
+                async move { axum::Json(document) }
             }),
         )
         .merge(dashboard::routes())
@@ -454,7 +456,7 @@ struct CreateSession {
     /// The engine profile to run the session on (one of the provider's `spec.profiles`; the
     /// provider's default when absent).
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 256, example = "large")]
+    /// (The document lists the names this proxy's provider has.)
     profile: Option<String>,
 }
 

@@ -5,8 +5,9 @@
 //! `code`) and the HTTP status each code comes with. With authentication on, the operations
 //! that need it name the `bearer` security scheme (a client certificate works too, over TLS).
 
+use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ObjectBuilder, OpenApi, Schema, Type};
+use utoipa::openapi::{ObjectBuilder, OpenApi, RefOr, Schema, Type};
 use utoipa::{OpenApi as _, ToResponse};
 
 use crate::{ControlState, ErrorBody};
@@ -74,10 +75,11 @@ pub(crate) fn error_code() -> Schema {
         .into()
 }
 
-/// Completes the document for this proxy: its version and, with authentication on, the
-/// `bearer` scheme on every operation that needs it.
+/// Completes the document for this proxy: its version, the engine profiles its providers have
+/// now and, with authentication on, the `bearer` scheme on every operation that needs it.
 pub(crate) fn finish(mut document: OpenApi, state: &ControlState) -> OpenApi {
     document.info.version = state.about.version.clone();
+    name_profiles(&mut document, &state.router.profiles());
     if state.auth.is_none() {
         return document;
     }
@@ -110,6 +112,35 @@ pub(crate) fn finish(mut document: OpenApi, state: &ControlState) -> OpenApi {
         }
     }
     document
+}
+
+/// A session's `profile` is one of the provider's profiles, or none: a name the provider does
+/// not have is refused (400), so the document says which names there are.
+fn name_profiles(document: &mut OpenApi, profiles: &[String]) {
+    let Some(RefOr::T(Schema::Object(request))) = document
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("CreateSession"))
+    else {
+        return;
+    };
+    let description = if profiles.is_empty() {
+        "The engine profile to run the session on: this proxy's provider has none, so leave it out"
+    } else {
+        "The engine profile to run the session on, one of the provider's (its default when left out)"
+    };
+    let values = profiles
+        .iter()
+        .map(|name| serde_json::Value::String(name.clone()))
+        .chain([serde_json::Value::Null]);
+    let profile = ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .description(Some(description))
+        .enum_values(Some(values))
+        .build();
+    request
+        .properties
+        .insert("profile".to_owned(), RefOr::T(Schema::Object(profile)));
 }
 
 /// An error response of the given description, with the error body.

@@ -815,6 +815,12 @@ async fn the_openapi_document_covers_every_route_and_its_errors() {
             "{route}: {status} {body}"
         );
     }
+    // A provider without profiles: the only profile a session may name is none (any name is
+    // refused with 400, so the document must not invite one).
+    assert_eq!(
+        doc["components"]["schemas"]["CreateSession"]["properties"]["profile"]["enum"],
+        serde_json::json!([null])
+    );
     // Errors: one JSON shape, with the codes listed.
     let error = &doc["components"]["schemas"]["ErrorBody"];
     assert_eq!(error["required"], serde_json::json!(["error", "code"]));

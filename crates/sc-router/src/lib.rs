@@ -566,6 +566,21 @@ impl Router {
             .collect()
     }
 
+    /// The engine profiles sessions may ask for, of every provider, sorted (empty when no
+    /// provider has profiles).
+    pub fn profiles(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .pool
+            .providers()
+            .iter()
+            .flat_map(|p| p.profiles())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Every provider, with how its own work is going.
     pub fn providers(&self) -> Vec<ProviderInfo> {
         self.inner
