@@ -172,6 +172,13 @@ fi
 log "cargo test $*"
 status=0
 cargo test "$@" || status=$?
+if [ "$*" = "--workspace --no-fail-fast" ]; then
+    # The router's own suite once more through its tower service (RouterService, what an
+    # embedder serves with tonic) instead of the HTTP/2 relay the proxy binary uses: both
+    # transports keep the same behaviour.
+    log "cargo test -p sc-router, SC_TEST_TRANSPORT=tower"
+    SC_TEST_TRANSPORT=tower cargo test -p sc-router --tests || status=$?
+fi
 if [ "$status" -ne 0 ]; then
     log "tests failed (exit $status); Spark server logs: $LOCAL_DIR/spark/test-*/server.log"
 fi
