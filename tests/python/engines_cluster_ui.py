@@ -2,14 +2,16 @@
 cluster, and its Spark UI in headless Chromium through the proxy.
 
 Alice runs a job through the proxy: the master lists her engine as an application holding
-cores, and the engine's executors (on the workers, not the driver) ran its tasks. Chromium,
-sending Alice's token, opens /control/backends/{id}/ui/jobs/: the Jobs page lists her completed
+cores, and the engine's executors (on the workers, not the driver) ran its tasks. Alice signs in
+to the dashboard in Chromium and follows its "Spark UI" link (the tab carries her browser's UI
+pass, a cookie, not her token); with that pass Chromium opens /control/backends/{id}/ui/jobs/: the Jobs page lists her completed
 job (its description names her session), static assets load through the proxy path and the
 Stages link leads to the Stages page under the same path. Bob (no session there) gets 403 for
 the UI and the logs; Alice may read the logs."""
 
 import json
 import os
+import time
 import urllib.request
 
 import requests
@@ -56,7 +58,35 @@ log("executors:", [(e["id"], e["hostPort"], e["totalTasks"]) for e in executors]
 assets = []
 with sync_playwright() as pw:
     browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
-    alice = browser.new_context(extra_http_headers={"Authorization": f"Bearer {ALICE}"})
+    # Alice signs in to the dashboard as a user would. It keeps her token in its own tab and
+    # takes her browser's pass to the Spark UI pages: an HttpOnly, SameSite=Strict cookie that
+    # holds no token. Its "Spark UI" link then opens her engine's UI in a new tab, which sends
+    # the pass, not the token.
+    alice = browser.new_context()
+    board = alice.new_page()
+    assert board.goto(f"{CONTROL_URL}/ui/").status == 200
+    board.fill("#token", ALICE)
+    board.press("#token", "Enter")
+    deadline = time.time() + 30
+    while not any(c["name"] == "sc_ui_pass" for c in alice.cookies()):
+        assert time.time() < deadline, "no Spark UI pass after signing in to the dashboard"
+        board.wait_for_timeout(100)
+    cookie = next(c for c in alice.cookies() if c["name"] == "sc_ui_pass")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
+    assert ALICE not in cookie["value"] and cookie["path"] == "/control/backends/", cookie
+    board.click("#tabs a[data-tab=backends]")
+    link = board.locator(f"a[href='/control/backends/{backend}/ui/']")
+    link.wait_for(timeout=30_000)
+    with alice.expect_page() as opened:
+        link.click()
+    tab = opened.value
+    tab.wait_for_load_state("networkidle")
+    assert tab.url.startswith(f"{ui}/"), tab.url
+    assert "Jobs" in tab.inner_text("body"), tab.inner_text("body")[:2000]
+    log("dashboard link opened", tab.url)
+    # No pass, no token: refused.
+    stranger = browser.new_context()
+    assert stranger.new_page().goto(f"{ui}/jobs/").status == 401
     page = alice.new_page()
     page.on("response", lambda r: assets.append((r.url, r.status)) if "/ui/static/" in r.url else None)
     answer = page.goto(f"{ui}/jobs/", wait_until="networkidle")

@@ -32,9 +32,11 @@ pub mod openapi;
 mod peer;
 mod trace;
 mod ui;
+mod ui_pass;
 
 pub use about::About;
 pub use peer::PeerInfo;
+pub use ui_pass::UiPasses;
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -54,7 +56,7 @@ use sc_auth::{Authenticator, Identity};
 use sc_router::{Access, Caller, ClosedSessionInfo, Plane, Router, RouterError, SessionInfo};
 use serde::{Deserialize, Serialize};
 use tonic::Code;
-use tracing::warn;
+use tracing::{info, warn};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -80,6 +82,8 @@ pub struct ControlState {
     pub reload: Option<ReloadHook>,
     /// What the proxy says about itself in `GET /control/proxy` (version, start time, ...).
     pub about: About,
+    /// The browsers' passes to the Spark UI pages (`POST /control/ui-pass`).
+    pub ui_passes: Arc<UiPasses>,
 }
 
 /// What `POST /control/reload` runs: the proxy's own reload (the same as on SIGHUP). The error
@@ -114,6 +118,8 @@ struct Requester {
     identity: Option<Identity>,
     claimed: Option<String>,
     peer: Option<std::net::SocketAddr>,
+    /// Whether the request came over TLS.
+    tls: bool,
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Requester {
@@ -132,6 +138,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Requester {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty()),
             peer: parts.extensions.get::<Peer>().and_then(|p| p.0),
+            tls: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<PeerInfo>>()
+                .is_some_and(|c| c.0.tls()),
         })
     }
 }
@@ -205,6 +215,7 @@ fn api_routes(state: ControlState) -> OpenApiRouter<ControlState> {
         .route("/control/backends/{id}/ui/{*path}", get(ui::page))
         .routes(routes!(reload))
         .routes(routes!(about::proxy_info))
+        .routes(routes!(create_ui_pass, delete_ui_pass))
         .route_layer(middleware::from_fn_with_state(state, authenticate));
     // Health and metrics stay open for probes and scrapers: they name no user and no secret.
     control
@@ -330,6 +341,17 @@ async fn authenticate(
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
     let certificate = info.as_ref().and_then(PeerInfo::certificate);
+    // A browser tab on a Spark UI page carries its pass, not the token (`ui_pass.rs`).
+    if authorization.is_none()
+        && certificate.is_none()
+        && ui_pass::is_ui_page(request.uri().path())
+        && let Some(identity) = state
+            .ui_passes
+            .identity(request.method(), request.headers())
+    {
+        request.extensions_mut().insert(identity);
+        return next.run(request).await;
+    }
     match auth.authenticate(authorization.as_deref(), certificate) {
         Ok(identity) => {
             request.extensions_mut().insert(identity);
@@ -796,6 +818,70 @@ async fn backend_logs(
             ),
         )),
     }
+}
+
+/// Gives this browser a pass to the Spark UI pages.
+///
+/// A tab opened on `/control/backends/{id}/ui/` cannot send the bearer token, so this answers a
+/// cookie standing for the caller on those pages only (read-only, for an hour): `HttpOnly`,
+/// `SameSite=Strict`, `Path=/control/backends/`, `Secure` over TLS. Its value is a random id,
+/// never the token. With authentication off the pages need no pass and no cookie is set.
+#[utoipa::path(
+    post,
+    path = "/control/ui-pass",
+    tag = "proxy",
+    operation_id = "create_ui_pass",
+    responses(
+        (status = 204, description = "the pass is in the `Set-Cookie` header (`sc_ui_pass`); none with authentication off",
+            headers(("set-cookie" = String, description = "sc_ui_pass=<id>; Path=/control/backends/; Max-Age=3600; HttpOnly; SameSite=Strict"))),
+        (status = 401, response = Unauthenticated),
+        (status = 429, response = TooManyRequests),
+    )
+)]
+async fn create_ui_pass(
+    State(state): State<ControlState>,
+    who: Requester,
+) -> Result<Response, ApiError> {
+    let Some(identity) = who.identity.clone() else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let Some(cookie) = state
+        .ui_passes
+        .issue(identity)
+        .and_then(|id| ui_pass::set_cookie(&id, who.tls))
+    else {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RESOURCE_EXHAUSTED",
+            "too many Spark UI passes are held; try again later, or send the bearer token with each request",
+        ));
+    };
+    info!(target: "audit", event = "ui_pass", by = who.name(), peer = %who.peer_text(), "Spark UI pass given");
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+/// Ends this browser's pass to the Spark UI pages (the dashboard's sign-out).
+#[utoipa::path(
+    delete,
+    path = "/control/ui-pass",
+    tag = "proxy",
+    operation_id = "delete_ui_pass",
+    responses(
+        (status = 204, description = "the pass, if any, no longer opens the pages; the cookie is cleared"),
+        (status = 401, response = Unauthenticated),
+    )
+)]
+async fn delete_ui_pass(
+    State(state): State<ControlState>,
+    who: Requester,
+    headers: HeaderMap,
+) -> Response {
+    state.ui_passes.revoke(&headers);
+    (
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, ui_pass::clear_cookie(who.tls))],
+    )
+        .into_response()
 }
 
 /// Re-reads the configuration file and applies it, as SIGHUP does (admins).

@@ -16,6 +16,7 @@ use bytes::Bytes;
 pub struct PeerInfo {
     addr: std::net::SocketAddr,
     certificate: Option<Bytes>,
+    tls: bool,
 }
 
 impl PeerInfo {
@@ -24,7 +25,19 @@ impl PeerInfo {
         PeerInfo {
             addr,
             certificate: None,
+            tls: false,
         }
+    }
+
+    /// The same peer, connected over TLS (cookies the control plane sets are then `Secure`).
+    pub fn over_tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Whether the connection is TLS.
+    pub fn tls(&self) -> bool {
+        self.tls
     }
 
     /// The same peer, having presented `certificate` (DER; the chain's leaf). Only a

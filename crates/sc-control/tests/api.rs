@@ -34,6 +34,7 @@ async fn state() -> ControlState {
         auth: None,
         reload: None,
         about: sc_control::About::default(),
+        ui_passes: Default::default(),
     }
 }
 
@@ -791,6 +792,7 @@ async fn the_openapi_document_covers_every_route_and_its_errors() {
         routes,
         [
             "DELETE /control/sessions/{id}",
+            "DELETE /control/ui-pass",
             "GET /control/backends",
             "GET /control/backends/{id}/logs",
             "GET /control/metrics",
@@ -803,6 +805,7 @@ async fn the_openapi_document_covers_every_route_and_its_errors() {
             "POST /control/backends/{id}/undrain",
             "POST /control/reload",
             "POST /control/sessions",
+            "POST /control/ui-pass",
         ]
     );
     // Each documented route answers (not the fallback's 404 for an unknown path).

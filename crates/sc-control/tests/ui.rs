@@ -40,6 +40,7 @@ fn state(router: Router) -> ControlState {
         auth: Some(Arc::new(sc_auth::Authenticator::new(&settings).unwrap())),
         reload: None,
         about: sc_control::About::default(),
+        ui_passes: Default::default(),
     }
 }
 
@@ -189,4 +190,124 @@ async fn a_backends_spark_ui_and_logs_are_for_admins_and_its_session_owners() {
     )
     .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn a_browser_pass_opens_the_spark_ui_pages_and_nothing_else() {
+    let ui = fake_ui().await;
+    let mut first = EndpointSpec::new("127.0.0.1:1");
+    first.ui_url = Some(format!("http://{ui}"));
+    let spec = PredefinedSpec {
+        endpoints: vec![first],
+    };
+    let router = Router::builder()
+        .provider(Arc::new(PredefinedProvider::new("test", &spec).unwrap()))
+        .admin_group(Some("admins".into()))
+        .build()
+        .await
+        .unwrap();
+    let st = state(router);
+    let request = |method: &str, uri: &str, token: Option<&str>, cookie: Option<&str>| {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::ACCEPT, "application/json");
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(cookie) = cookie {
+            builder = builder.header(header::COOKIE, cookie);
+        }
+        builder.body(Body::empty()).unwrap()
+    };
+    let pass_of = |resp: &axum::response::Response| {
+        let set = resp.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        for part in [
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/control/backends/",
+            "Max-Age=3600",
+        ] {
+            assert!(set.contains(part), "{set}");
+        }
+        set.split(';').next().unwrap().to_owned()
+    };
+    // Alice owns a session on backend-0; her pass and Bob's.
+    let (status, _) = call(&st, request("POST", "/control/sessions", Some("ta"), None)).await;
+    assert_eq!(status, StatusCode::OK);
+    let resp = app(st.clone())
+        .oneshot(request("POST", "/control/ui-pass", Some("ta"), None))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let alice = pass_of(&resp);
+    assert!(
+        !alice.contains("ta"),
+        "the token never goes into the cookie"
+    );
+    let resp = app(st.clone())
+        .oneshot(request("POST", "/control/ui-pass", Some("tb"), None))
+        .await
+        .unwrap();
+    let bob = pass_of(&resp);
+
+    // The pass opens the UI pages for its owner, by the same rule as the token.
+    let page = "/control/backends/backend-0/ui/jobs/";
+    let (status, body) = call(&st, request("GET", page, None, Some(&alice))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Spark Jobs"), "{body}");
+    let (status, _) = call(&st, request("GET", page, None, Some(&bob))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Without a pass, or with a made-up one: 401.
+    let (status, _) = call(&st, request("GET", page, None, None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(
+        &st,
+        request("GET", page, None, Some("sc_ui_pass=0123456789abcdef")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Nothing but the UI pages takes it.
+    for path in [
+        "/control/sessions",
+        "/control/backends",
+        "/control/backends/backend-0/logs",
+    ] {
+        let (status, _) = call(&st, request("GET", path, None, Some(&alice))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let (status, _) = call(
+        &st,
+        request(
+            "POST",
+            "/control/backends/backend-0/drain",
+            None,
+            Some(&alice),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Signing out ends it.
+    let resp = app(st.clone())
+        .oneshot(request(
+            "DELETE",
+            "/control/ui-pass",
+            Some("ta"),
+            Some(&alice),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert!(
+        resp.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (status, _) = call(&st, request("GET", page, None, Some(&alice))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

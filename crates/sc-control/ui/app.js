@@ -22,6 +22,7 @@ const ui = {
   samples: [], // {t, calls: Map("method code" -> n), bytes: {to_backend, to_client}, rejected, limits}
   apiLoaded: false,
   timer: null,
+  passAt: 0, // when this browser last took its Spark UI pass (ms)
 };
 
 // === small helpers ===
@@ -144,7 +145,20 @@ async function signIn(event) {
   refresh();
 }
 
-function signOut() {
+// A tab opened on a Spark UI page cannot send the token: the control plane gives this browser a
+// pass for those pages instead (an HttpOnly, SameSite=Strict cookie; POST /control/ui-pass),
+// taken after signing in and renewed well before its hour is up.
+const PASS_RENEW_MS = 30 * 60 * 1000;
+
+function ensurePass() {
+  if (ui.passAt && Date.now() - ui.passAt < PASS_RENEW_MS) return;
+  ui.passAt = Date.now();
+  api("/control/ui-pass", { method: "POST" }).catch(() => { ui.passAt = 0; });
+}
+
+async function signOut() {
+  ui.passAt = 0;
+  try { await api("/control/ui-pass", { method: "DELETE" }); } catch (e) { /* signed out anyway */ }
   sessionStorage.removeItem(TOKEN_KEY);
   ui.proxy = null;
   ui.sessions = [];
@@ -168,6 +182,7 @@ async function refresh() {
     ui.closed = sessions.recently_closed || [];
     ui.backends = backends;
     sample(metrics);
+    ensurePass();
     $("signin").hidden = true;
     banner(null);
     render();

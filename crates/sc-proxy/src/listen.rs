@@ -115,6 +115,10 @@ impl PeerCertificate for IdleTimeout {
     fn peer_certificate(&self) -> Option<Vec<u8>> {
         None
     }
+
+    fn is_tls(&self) -> bool {
+        false
+    }
 }
 
 impl tokio::io::AsyncRead for IdleTimeout {
@@ -178,6 +182,9 @@ impl tokio::io::AsyncWrite for IdleTimeout {
 pub(crate) trait PeerCertificate {
     /// The leaf certificate (DER) the client presented, if any.
     fn peer_certificate(&self) -> Option<Vec<u8>>;
+
+    /// Whether the connection is TLS.
+    fn is_tls(&self) -> bool;
 }
 
 impl<S> PeerCertificate for tokio_rustls::server::TlsStream<S> {
@@ -187,6 +194,10 @@ impl<S> PeerCertificate for tokio_rustls::server::TlsStream<S> {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .map(|leaf| leaf.as_ref().to_vec())
+    }
+
+    fn is_tls(&self) -> bool {
+        true
     }
 }
 
@@ -250,6 +261,9 @@ where
         let mut peer = PeerInfo::new(*stream.remote_addr());
         if let Some(certificate) = stream.io().peer_certificate() {
             peer = peer.with_certificate(certificate);
+        }
+        if stream.io().is_tls() {
+            peer = peer.over_tls();
         }
         std::future::ready(Ok(axum::Extension(ConnectInfo(peer)).layer(self.0.clone())))
     }

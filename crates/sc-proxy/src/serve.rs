@@ -222,6 +222,7 @@ impl Proxy {
                 otlp_endpoint: config.telemetry.otlp.endpoint.clone(),
                 ..sc_control::About::default()
             },
+            ui_passes: Default::default(),
         };
         // Each request carries its connection's address (for the audit log) and, over TLS, its
         // client certificate (an identity with `auth.mtls`, as on the gRPC port).
