@@ -175,15 +175,16 @@ impl Requester {
 /// dashboard.
 pub fn app(state: ControlState) -> HttpRouter {
     let (api, document) = api_routes(state.clone()).split_for_parts();
-    // Finished per request: a reload may change the provider's profiles.
-    let document = Arc::new(document);
-    let for_document = state.clone();
+    let document = Arc::new(openapi::finish(document, &state));
+    let router = state.router.clone();
     HttpRouter::new()
         .merge(api)
         .route(
             openapi::PATH,
             get(move || {
-                let document = openapi::finish(document.as_ref().clone(), &for_document);
+                // The profiles are named per request: a reload may change the provider's.
+                let mut document = document.as_ref().clone();
+                openapi::name_profiles(&mut document, &router.profiles());
                 async move { axum::Json(document) }
             }),
         )
@@ -476,9 +477,8 @@ struct CreateSession {
     )]
     app_name: Option<String>,
     /// The engine profile to run the session on (one of the provider's `spec.profiles`; the
-    /// provider's default when absent).
+    /// provider's default when absent). The document lists the names this proxy's provider has.
     #[serde(default)]
-    /// (The document lists the names this proxy's provider has.)
     profile: Option<String>,
 }
 
@@ -492,7 +492,7 @@ struct CreateSession {
     path = "/control/sessions",
     tag = "sessions",
     operation_id = "create_session",
-    request_body(content = Option<CreateSession>, content_type = "application/json", description = "optional: for whom, and an application name"),
+    request_body(content = Option<CreateSession>, content_type = "application/json", description = "optional: for whom, an application name, and an engine profile"),
     responses(
         (status = 200, description = "the new session: its id as text, or the session as JSON with `Accept: application/json`",
             content(

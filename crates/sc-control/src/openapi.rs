@@ -75,11 +75,11 @@ pub(crate) fn error_code() -> Schema {
         .into()
 }
 
-/// Completes the document for this proxy: its version, the engine profiles its providers have
-/// now and, with authentication on, the `bearer` scheme on every operation that needs it.
+/// Completes the document for this proxy: its version and, with authentication on, the
+/// `bearer` scheme on every operation that needs it. (The engine profiles, which a reload may
+/// change, are named per request by [`name_profiles`].)
 pub(crate) fn finish(mut document: OpenApi, state: &ControlState) -> OpenApi {
     document.info.version = state.about.version.clone();
-    name_profiles(&mut document, &state.router.profiles());
     if state.auth.is_none() {
         return document;
     }
@@ -116,7 +116,7 @@ pub(crate) fn finish(mut document: OpenApi, state: &ControlState) -> OpenApi {
 
 /// A session's `profile` is one of the provider's profiles, or none: a name the provider does
 /// not have is refused (400), so the document says which names there are.
-fn name_profiles(document: &mut OpenApi, profiles: &[String]) {
+pub(crate) fn name_profiles(document: &mut OpenApi, profiles: &[String]) {
     let Some(RefOr::T(Schema::Object(request))) = document
         .components
         .as_mut()

@@ -80,21 +80,27 @@ async fn fake_ui() -> std::net::SocketAddr {
     addr
 }
 
-#[tokio::test]
-async fn a_backends_spark_ui_and_logs_are_for_admins_and_its_session_owners() {
+/// A control plane over PREDEFINED backends: `backend-0` with a stand-in Spark UI, then one
+/// backend without a UI for each of `others`.
+async fn with_ui(others: &[&str]) -> ControlState {
     let ui = fake_ui().await;
     let mut first = EndpointSpec::new("127.0.0.1:1");
     first.ui_url = Some(format!("http://{ui}"));
-    let spec = PredefinedSpec {
-        endpoints: vec![first, EndpointSpec::new("127.0.0.1:2")],
-    };
+    let mut endpoints = vec![first];
+    endpoints.extend(others.iter().map(|url| EndpointSpec::new(*url)));
+    let spec = PredefinedSpec { endpoints };
     let router = Router::builder()
         .provider(Arc::new(PredefinedProvider::new("test", &spec).unwrap()))
         .admin_group(Some("admins".into()))
         .build()
         .await
         .unwrap();
-    let st = state(router);
+    state(router)
+}
+
+#[tokio::test]
+async fn a_backends_spark_ui_and_logs_are_for_admins_and_its_session_owners() {
+    let st = with_ui(&["127.0.0.1:2"]).await;
     let as_user = |token: &str, method: &str, uri: &str| {
         Request::builder()
             .method(method)
@@ -194,19 +200,7 @@ async fn a_backends_spark_ui_and_logs_are_for_admins_and_its_session_owners() {
 
 #[tokio::test]
 async fn a_browser_pass_opens_the_spark_ui_pages_and_nothing_else() {
-    let ui = fake_ui().await;
-    let mut first = EndpointSpec::new("127.0.0.1:1");
-    first.ui_url = Some(format!("http://{ui}"));
-    let spec = PredefinedSpec {
-        endpoints: vec![first],
-    };
-    let router = Router::builder()
-        .provider(Arc::new(PredefinedProvider::new("test", &spec).unwrap()))
-        .admin_group(Some("admins".into()))
-        .build()
-        .await
-        .unwrap();
-    let st = state(router);
+    let st = with_ui(&[]).await;
     let request = |method: &str, uri: &str, token: Option<&str>, cookie: Option<&str>| {
         let mut builder = Request::builder()
             .method(method)
