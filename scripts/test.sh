@@ -176,8 +176,24 @@ if [ "$*" = "--workspace --no-fail-fast" ]; then
     # The router's own suite once more through its tower service (RouterService, what an
     # embedder serves with tonic) instead of the HTTP/2 relay the proxy binary uses: both
     # transports keep the same behaviour.
-    log "cargo test -p sc-router, SC_TEST_TRANSPORT=tower"
-    SC_TEST_TRANSPORT=tower cargo test -p sc-router --tests || status=$?
+    # The test executables the workspace build made are run again (`cargo test -p sc-router`
+    # would resolve the features anew and rebuild about 90 crates).
+    log "sc-router's tests again, SC_TEST_TRANSPORT=tower"
+    mapfile -t router_tests < <(cargo test --workspace --no-run --message-format=json 2>/dev/null |
+        python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and "/crates/sc-router#" in m["package_id"]:
+        print(m["executable"])
+')
+    if [ "${#router_tests[@]}" -eq 0 ]; then
+        log "found no sc-router test executables in the workspace build"
+        status=1
+    fi
+    for test in "${router_tests[@]}"; do
+        (cd crates/sc-router && SC_TEST_TRANSPORT=tower "$test" -q) || status=$?
+    done
 fi
 if [ "$status" -ne 0 ]; then
     log "tests failed (exit $status); Spark server logs: $LOCAL_DIR/spark/test-*/server.log"
